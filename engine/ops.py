@@ -9,8 +9,10 @@ the layer and the numbers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Literal
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -18,6 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 __all__ = [
     "Padding",
     "output_size",
+    "set_num_threads",
     "normalize_padding",
     "pad2d",
     "pad2d_backward",
@@ -55,6 +58,40 @@ Pads = tuple[int, int, int, int]  # top, bottom, left, right
 # bytes: big enough for an efficient matmul, small enough to stay in cache and to
 # keep peak memory a small fraction of the activations (see docs/BENCHMARKS.md).
 CHUNK_BYTES = 1 << 22
+
+
+def _default_threads() -> int:
+    # Chunks run on several threads only when BLAS itself is single-threaded: two
+    # levels of threads on a small machine oversubscribe the cores and spin.
+    pinned = any(os.environ.get(v) == "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"))
+    return (os.cpu_count() or 1) if pinned else 1
+
+
+_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+
+
+def set_num_threads(threads: int) -> None:
+    """Threads that share a convolution's chunks (NumPy releases the GIL in copies and
+    matmuls). Use 1 when BLAS is multi-threaded."""
+    global _threads, _pool
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    _threads = threads
+    if _pool is not None:
+        _pool.shutdown(wait=False)
+        _pool = None
+
+
+def _map_chunks(fn: Callable[[tuple[int, int, int, int]], Any], chunks: Iterable) -> list[Any]:
+    """fn over every chunk, in order; on the engine's thread pool when it has threads."""
+    global _pool
+    chunks = list(chunks)
+    if _threads == 1 or len(chunks) == 1:
+        return [fn(c) for c in chunks]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(_threads, thread_name_prefix="convscope-ops")
+    return list(_pool.map(fn, chunks))
 
 
 # --------------------------------------------------------------------------- geometry
@@ -256,12 +293,17 @@ def conv2d(
     w2 = weight.reshape(c_out, k)
     windows = _windows(pad2d(x, pads, layer=layer), kernel, stride, dilation, (ho, wo))
     y = np.empty((n, c_out, ho, wo), dtype=np.result_type(x, weight))
-    for n0, n1, r0, r1 in _chunks(n, ho, k * wo * x.itemsize):
+
+    def compute(chunk: tuple[int, int, int, int]) -> np.ndarray | None:
+        n0, n1, r0, r1 = chunk
         cols = windows[n0:n1, :, :, :, r0:r1].transpose(1, 2, 3, 0, 4, 5).reshape(k, -1)
         block = (w2 @ cols).reshape(c_out, n1 - n0, r1 - r0, wo)
-        y[n0:n1, :, r0:r1] = block.transpose(1, 0, 2, 3)
-        if keep_cols is not None:
-            keep_cols.append(cols)
+        y[n0:n1, :, r0:r1] = block.transpose(1, 0, 2, 3)  # chunks write disjoint blocks
+        return cols if keep_cols is not None else None
+
+    kept = _map_chunks(compute, _chunks(n, ho, k * wo * x.itemsize))
+    if keep_cols is not None:
+        keep_cols.extend(kept)
     if bias is not None:
         y += bias.reshape(1, c_out, 1, 1).astype(y.dtype, copy=False)
     return y
