@@ -1,5 +1,5 @@
 // Messages shared by every page: the header, errors, layer kinds, units.
-import { registerMessages } from "../i18n.js";
+import { registerMessages, t } from "../i18n.js";
 
 registerMessages({
   en: {
@@ -91,7 +91,7 @@ registerMessages({
  * Status codes follow docs/API.md: 404 unknown/expired, 413 too large, 415 not an image,
  * 422 undecodable or bad parameters, 503 busy.
  */
-export function errorText(err, t) {
+export function errorText(err) {
   const status = err?.status ?? 0;
   const code = String(err?.code || "");
   if (status === 0 && code === "network_error") return t("error.network_error");
