@@ -1,0 +1,151 @@
+"""Engine speed and memory, as ratios measured in one run (the machine is shared and noisy).
+
+For every zoo model at batch 1 (and tiny-vgg at batch 256): the forward pass with every
+activation kept (median of repeated runs after a warm-up), its effective GFLOP/s
+(2 x MACs / time), that rate as a fraction of a large float32 matmul measured in the
+same run on the same cores, and the peak memory the pass needs beyond the activations
+it keeps (tracemalloc sees NumPy's allocations). Then a tiny-vgg training step
+(forward + backward, batch 128) and the epoch time it implies. If PyTorch happens to
+be installed, the ratio to torch.nn.functional on the same weights and threads.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/engine.py [--repeats 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from engine import ops, zoo  # noqa: E402
+from engine.train import logits_layer  # noqa: E402
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: first-touch page faults, thread pool start
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def matmul_rate(repeats: int, size: int = 2048) -> float:
+    """GFLOP/s of a size x size float32 matmul split over the engine's threads, as the
+    convolutions are (row blocks, one per thread)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    out = np.empty((size, size), np.float32)
+    threads = ops._threads
+    step = -(-size // threads)
+
+    def block(chunk):
+        r0 = chunk[2]
+        np.matmul(a[r0 : r0 + step], b, out=out[r0 : r0 + step])
+
+    seconds = median_time(lambda: ops._map_chunks(block, [(0, 1, r, 0) for r in range(0, size, step)]), repeats)
+    return 2 * size**3 / seconds / 1e9
+
+
+def forward_stats(name: str, batch: int, repeats: int) -> dict:
+    model = zoo.build(name)
+    x = np.random.default_rng(1).standard_normal((batch, *model.input_spec.shape), dtype=np.float32)
+    seconds = median_time(lambda: model.forward(x), repeats)
+    tracemalloc.start()
+    trace = model.forward(x)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    kept = trace.nbytes - trace.input.nbytes
+    flops = 2 * model.macs * batch
+    return {"model": name, "batch": batch, "seconds": seconds, "gflops": flops / seconds / 1e9,
+            "kept_mb": kept / 2**20, "extra_ratio": (peak - kept) / kept, "x": x, "net": model}
+
+
+def train_step_seconds(repeats: int, batch: int = 128) -> float:
+    model = zoo.build("tiny-vgg")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
+    labels = rng.integers(0, 10, batch)
+    scores_layer = logits_layer(model)
+
+    def step():
+        trace = model.forward(x, training=True, until=scores_layer)
+        grad = ops.cross_entropy_backward(trace[scores_layer], labels)
+        model.backward(grad, from_layer=scores_layer, input_grad=False)
+
+    return median_time(step, repeats)
+
+
+def torch_seconds(model, x: np.ndarray, repeats: int) -> float | None:
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.set_num_threads(ops._threads)
+    tensors = {k: torch.from_numpy(v) for k, v in model.state_dict().items()}
+    xt = torch.from_numpy(x)
+
+    def run():
+        with torch.no_grad():
+            h = xt
+            for layer in model.layers:
+                p = layer.name
+                if layer.kind == "conv2d":
+                    h = F.conv2d(h, tensors[f"{p}.weight"], tensors[f"{p}.bias"], layer.stride,
+                                 layer.pads(h.shape[2:])[::2], layer.dilation)
+                elif layer.kind == "relu":
+                    h = F.relu(h)
+                elif layer.kind == "maxpool2d":
+                    h = F.max_pool2d(h, layer.kernel, layer.stride)
+                elif layer.kind == "flatten":
+                    h = h.flatten(1)
+                elif layer.kind == "linear":
+                    h = F.linear(h, tensors[f"{p}.weight"], tensors[f"{p}.bias"])
+                elif layer.kind == "softmax":
+                    h = F.softmax(h, dim=1)
+
+    return median_time(run, repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, skip tiny-vgg batch 256")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else args.repeats
+
+    print(f"threads: engine {ops._threads}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
+          f"cores {os.cpu_count()}, NumPy {np.__version__}")
+    rate = matmul_rate(repeats)
+    print(f"float32 2048x2048 matmul: {rate:.1f} GFLOP/s\n")
+    cases = [("tiny-vgg", 1), ("lenet5", 1), ("vgg16", 1)] + ([] if args.quick else [("tiny-vgg", 256)])
+    print("| model | batch | forward ms | ms/image | GFLOP/s | of matmul | activations kept MB | peak extra / kept | vs PyTorch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, batch in cases:
+        s = forward_stats(name, batch, repeats)
+        torch_s = torch_seconds(s["net"], s["x"], repeats)
+        vs_torch = f"{s['seconds'] / torch_s:.2f}x" if torch_s else "n/a"
+        print(f"| {name} | {batch} | {s['seconds'] * 1e3:.1f} | {s['seconds'] * 1e3 / batch:.3f} | "
+              f"{s['gflops']:.1f} | {s['gflops'] / rate:.0%} | {s['kept_mb']:.1f} | {s['extra_ratio']:.2f} | {vs_torch} |")
+        del s
+    step = train_step_seconds(repeats)
+    print(f"\ntiny-vgg training step (batch 128, forward + backward): {step * 1e3:.0f} ms "
+          f"-> {step * 50000 / 128 / 60:.1f} min per 50,000-image epoch (compute only)")
+
+
+if __name__ == "__main__":
+    main()
