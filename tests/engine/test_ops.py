@@ -1,0 +1,304 @@
+"""engine.ops against the loop oracle: property tests over shapes and geometry."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import ops
+
+from . import oracle
+from .checks import assert_close
+
+# The oracle loops in Python, so keep the shapes small and the example counts modest.
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+PADDING_FORMS = ("int", "pair", "tblr", "same", "valid")
+
+
+def _draw_padding(draw, form: str, limit: int):
+    """(padding spec for the engine, explicit (top, bottom, left, right) or None for strings)."""
+    if form == "int":
+        p = draw(st.integers(0, limit))
+        return p, (p, p, p, p)
+    if form == "pair":
+        ph, pw = draw(st.integers(0, limit)), draw(st.integers(0, limit))
+        return (ph, pw), (ph, ph, pw, pw)
+    if form == "tblr":
+        pads = tuple(draw(st.integers(0, limit)) for _ in range(4))
+        return pads, pads
+    return form, None
+
+
+def _fitting_size(draw, reach: int, pad_total: int, extra: int = 4) -> int:
+    """An input length in which a kernel of this reach fits after padding."""
+    low = max(1, reach - pad_total)
+    return draw(st.integers(low, low + extra))
+
+
+@st.composite
+def conv_cases(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    form = draw(st.sampled_from(PADDING_FORMS))
+    spec, pads = _draw_padding(draw, form, 3)
+    reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
+    totals = (0, 0) if pads is None else (pads[0] + pads[1], pads[2] + pads[3])
+    if form == "same":  # SAME always fits: any size works
+        totals = (max(reach), max(reach))
+    size = (_fitting_size(draw, reach[0], totals[0]), _fitting_size(draw, reach[1], totals[1]))
+    if pads is None:
+        pads = oracle.same_pads(size, kernel, stride, dilation) if form == "same" else (0, 0, 0, 0)
+    return {
+        "n": draw(st.integers(1, 3)),
+        "c_in": draw(st.integers(1, 3)),
+        "c_out": draw(st.integers(1, 3)),
+        "size": size,
+        "kernel": kernel,
+        "stride": stride,
+        "dilation": dilation,
+        "padding": spec,
+        "pads": pads,
+        "bias": draw(st.booleans()),
+        "chunk": draw(st.sampled_from(["default", "rows", "images"])),
+        "seed": draw(st.integers(0, 2**31)),
+    }
+
+
+def _chunk_bytes(case: dict, out_hw: tuple[int, int]) -> int:
+    """CHUNK_BYTES that forces a path: one output row per block, or one image per block."""
+    bytes_per_row = case["c_in"] * case["kernel"][0] * case["kernel"][1] * out_hw[1] * 4
+    if case["chunk"] == "rows":
+        return 1  # smaller than one row: every block is a single row of one image
+    if case["chunk"] == "images":
+        return bytes_per_row * out_hw[0]  # exactly one image per block
+    return ops.CHUNK_BYTES
+
+
+@given(conv_cases())
+@FAST
+def test_conv2d_matches_oracle(case):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["n"], case["c_in"], *case["size"])).astype(np.float32)
+    w = rng.standard_normal((case["c_out"], case["c_in"], *case["kernel"])).astype(np.float32)
+    b = rng.standard_normal(case["c_out"]).astype(np.float32) if case["bias"] else None
+    expected = oracle.conv2d(x, w, b, case["stride"], case["pads"], case["dilation"])
+    with mock.patch.object(ops, "CHUNK_BYTES", _chunk_bytes(case, expected.shape[2:])):
+        y = ops.conv2d(x, w, b, case["stride"], case["padding"], case["dilation"])
+    assert y.dtype == np.float32
+    assert_close(y, expected, what="conv2d")
+    if case["padding"] == "same":
+        # SAME keeps ceil(n / s) positions along each axis.
+        assert y.shape[2:] == tuple(
+            -(-n // s) for n, s in zip(case["size"], case["stride"], strict=True)
+        )
+
+
+# Fixed cases that every run checks, whatever hypothesis draws: each padding form, SAME with
+# an odd total (the extra row and column go to the bottom and right), strides and dilations.
+FIXED_CONV = [
+    # (input H, W), kernel, stride, padding spec, explicit pads, dilation
+    ((6, 6), (3, 3), (1, 1), 0, (0, 0, 0, 0), (1, 1)),
+    ((6, 6), (3, 3), (1, 1), 1, (1, 1, 1, 1), (1, 1)),
+    ((5, 5), (3, 3), (2, 2), "valid", (0, 0, 0, 0), (1, 1)),
+    ((4, 5), (2, 2), (1, 1), "same", (0, 1, 0, 1), (1, 1)),
+    ((7, 6), (3, 2), (2, 3), "same", (1, 1, 0, 0), (1, 1)),
+    ((8, 8), (2, 3), (1, 1), "same", (1, 2, 2, 2), (3, 2)),
+    ((5, 7), (3, 3), (1, 2), (2, 0, 1, 3), (2, 0, 1, 3), (2, 1)),
+    ((9, 4), (4, 1), (3, 1), (1, 2), (1, 1, 2, 2), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("size, kernel, stride, spec, pads, dilation", FIXED_CONV)
+def test_conv2d_fixed_cases(size, kernel, stride, spec, pads, dilation):
+    assert ops.normalize_padding(spec, kernel, stride, dilation, size) == pads
+    rng = np.random.default_rng(sum(size) + sum(kernel))
+    x = rng.standard_normal((2, 3, *size)).astype(np.float32)
+    w = rng.standard_normal((2, 3, *kernel)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    y = ops.conv2d(x, w, b, stride, spec, dilation)
+    assert_close(y, oracle.conv2d(x, w, b, stride, pads, dilation), what="conv2d")
+
+
+def _reference_chunks(
+    n: int, rows: int, bytes_per_row: int, limit: int
+) -> list[tuple[int, int, int, int]]:
+    if rows * bytes_per_row <= limit:
+        step = max(1, limit // (rows * bytes_per_row))
+        return [(i, min(n, i + step), 0, rows) for i in range(0, n, step)]
+    step = max(1, limit // bytes_per_row)
+    return [(i, i + 1, r, min(rows, r + step)) for i in range(n) for r in range(0, rows, step)]
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 2, 3])
+@pytest.mark.parametrize("images_per_block", [0, 1, 2])
+def test_conv2d_chunking_paths(rows_per_block, images_per_block):
+    """Row blocks (images_per_block=0) and image blocks, uneven last blocks included, give the
+    same result as the oracle; the Conv2d layer keeps one im2col block per chunk."""
+    from engine.layers import Conv2d
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 7, 6)).astype(np.float32)
+    layer = Conv2d("conv", 2, 3, 3, stride=1, padding=(1, 0, 2, 1))
+    layer.init(rng)
+    ho, wo = 6, 7
+    bytes_per_row = 2 * 9 * wo * 4
+    limit = (
+        images_per_block * ho * bytes_per_row
+        if images_per_block
+        else rows_per_block * bytes_per_row
+    )
+    blocks = _reference_chunks(3, ho, bytes_per_row, limit)
+    with mock.patch.object(ops, "CHUNK_BYTES", limit):
+        assert list(ops._chunks(3, ho, bytes_per_row)) == blocks
+        y = layer.forward(x, training=True)
+    cols = layer._cache[1]
+    assert len(cols) == len(blocks)
+    expected = oracle.conv2d(
+        x, layer.params["weight"], layer.params["bias"], (1, 1), (1, 0, 2, 1), (1, 1)
+    )
+    assert_close(y, expected, what="conv2d")
+
+
+@st.composite
+def pool_cases(draw):
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    form = draw(st.sampled_from(("int", "tblr", "same", "valid")))
+    effective_stride = kernel if stride is None else stride
+    if form == "int":
+        p = draw(st.integers(0, min(kernel) // 2))
+        spec, pads = p, (p, p, p, p)
+    elif form == "tblr":
+        pads = tuple(draw(st.integers(0, kernel[axis // 2] // 2)) for axis in range(4))
+        spec = pads
+    else:
+        spec, pads = form, None
+    totals = (0, 0) if pads is None else (pads[0] + pads[1], pads[2] + pads[3])
+    if form == "same":
+        totals = (max(kernel), max(kernel))
+    size = (
+        _fitting_size(draw, kernel[0], totals[0], 6),
+        _fitting_size(draw, kernel[1], totals[1], 6),
+    )
+    if pads is None:
+        pads = (
+            oracle.same_pads(size, kernel, effective_stride, (1, 1))
+            if form == "same"
+            else (0, 0, 0, 0)
+        )
+    return {
+        "shape": (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *size),
+        "kernel": kernel,
+        "stride": stride,
+        "effective_stride": effective_stride,
+        "padding": spec,
+        "pads": pads,
+        "ties": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**31)),
+    }
+
+
+def _pool_input(case: dict) -> np.ndarray:
+    rng = np.random.default_rng(case["seed"])
+    if case["ties"]:  # few distinct values: windows with exact ties everywhere
+        return rng.integers(-2, 2, case["shape"]).astype(np.float32)
+    return rng.standard_normal(case["shape"]).astype(np.float32)
+
+
+@given(pool_cases())
+@FAST
+def test_max_pool2d_matches_oracle(case):
+    x = _pool_input(case)
+    args = (case["kernel"], case["effective_stride"], case["pads"])
+    y = ops.max_pool2d(x, case["kernel"], case["stride"], case["padding"])
+    np.testing.assert_array_equal(y, oracle.max_pool2d(x, *args))
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+    dx = ops.max_pool2d_backward(dy, x, case["kernel"], case["stride"], case["padding"])
+    assert_close(dx, oracle.max_pool2d_backward(dy, x, *args), what="max_pool2d backward")
+
+
+@given(pool_cases())
+@FAST
+def test_avg_pool2d_matches_oracle(case):
+    x = _pool_input(case)
+    y = ops.avg_pool2d(x, case["kernel"], case["stride"], case["padding"])
+    assert_close(y, oracle.avg_pool2d(x, case["kernel"], case["effective_stride"], case["pads"]))
+
+
+@given(
+    n=st.integers(1, 4),
+    features=st.integers(1, 20),
+    units=st.integers(1, 8),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**31),
+)
+@FAST
+def test_linear_matches_oracle(n, features, units, bias, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, features)).astype(np.float32)
+    w = rng.standard_normal((units, features)).astype(np.float32)
+    b = rng.standard_normal(units).astype(np.float32) if bias else None
+    assert_close(ops.linear(x, w, b), oracle.linear(x, w, b), what="linear")
+
+
+@st.composite
+def transpose_cases(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    # PyTorch's rule: output_padding < max(stride, dilation)
+    output_padding = tuple(
+        draw(st.integers(0, max(s, d) - 1)) for s, d in zip(stride, dilation, strict=True)
+    )
+    size = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    padding = []
+    for axis in range(2):
+        full = (size[axis] - 1) * stride[axis] + dilation[axis] * (kernel[axis] - 1) + 1
+        full += output_padding[axis]
+        padding.append(draw(st.integers(0, (full - 1) // 2)))  # leave at least one output
+    return {
+        "shape": (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *size),
+        "c_out": draw(st.integers(1, 3)),
+        "kernel": kernel,
+        "stride": stride,
+        "padding": tuple(padding),
+        "output_padding": output_padding,
+        "dilation": dilation,
+        "bias": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**31)),
+    }
+
+
+@given(transpose_cases())
+@FAST
+def test_conv_transpose2d_matches_oracle(case):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal(case["shape"]).astype(np.float32)
+    w = rng.standard_normal((case["shape"][1], case["c_out"], *case["kernel"])).astype(np.float32)
+    b = rng.standard_normal(case["c_out"]).astype(np.float32) if case["bias"] else None
+    geometry = (case["stride"], case["padding"], case["output_padding"], case["dilation"])
+    y = ops.conv_transpose2d(x, w, b, *geometry)
+    assert_close(y, oracle.conv_transpose2d(x, w, b, *geometry), what="conv_transpose2d")
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d():
+    """<conv2d(x), dy> == <x, conv_transpose2d(dy)> with the same kernels: the transposed
+    convolution is exactly the input gradient of the convolution."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 10, 8))
+    w = rng.standard_normal((4, 3, 3, 2))  # conv: (C_out, C_in); transposed: (C_in, C_out) of dy
+    y = ops.conv2d(x, w, None, stride=2, padding=1)
+    dy = rng.standard_normal(y.shape)
+    # the rows the strided conv never reached come back through output_padding
+    extra = ((10 + 2 - 3) % 2, (8 + 2 - 2) % 2)
+    back = ops.conv_transpose2d(dy, w, None, 2, 1, extra)
+    assert back.shape == x.shape
+    assert np.isclose(np.sum(y * dy), np.sum(x * back), rtol=1e-10)
+    dx, _, _ = ops.conv2d_backward(dy, x, w, stride=2, padding=1)
+    assert_close(back, dx, rtol=1e-12, what="conv_transpose2d vs conv2d backward")
