@@ -83,7 +83,7 @@ def set_num_threads(threads: int) -> None:
         _pool = None
 
 
-def _map_chunks(fn: Callable[[tuple[int, int, int, int]], Any], chunks: Iterable) -> list[Any]:
+def _map_chunks(fn: Callable[[Any], Any], chunks: Iterable) -> list[Any]:
     """fn over every chunk, in order; on the engine's thread pool when it has threads."""
     global _pool
     chunks = list(chunks)
@@ -342,25 +342,33 @@ def conv2d_backward(
         xp = pad2d(x, pads, layer=layer)
         windows = _windows(xp, kernel, stride, dilation, (ho, wo))
         dxp = None if skip_dx else np.zeros(xp.shape, dtype=x.dtype)
-    dw = np.zeros((c_out, k), dtype=x.dtype)
     (sh, sw), (dh, dw_) = stride, dilation
-    for index, (n0, n1, r0, r1) in enumerate(_chunks(n, ho, k * wo * x.itemsize)):
+
+    def block_grads(item: tuple[int, tuple[int, int, int, int]]) -> np.ndarray:
+        """dL/dweight of one chunk; also scatters its dL/dx share unless that is skipped."""
+        index, (n0, n1, r0, r1) = item
         if cols is not None:
             block_cols = cols[index]
         else:
             block_cols = windows[n0:n1, :, :, :, r0:r1].transpose(1, 2, 3, 0, 4, 5).reshape(k, -1)
         dblock = dy[n0:n1, :, r0:r1].transpose(1, 0, 2, 3).reshape(c_out, -1)
-        dw += dblock @ block_cols.T
-        if skip_dx:
-            continue
-        dcols = (w2.T @ dblock).reshape(c_in, kernel[0], kernel[1], n1 - n0, r1 - r0, wo)
-        for i in range(kernel[0]):
-            top = r0 * sh + i * dh
-            rows = slice(top, top + (r1 - r0 - 1) * sh + 1, sh)
-            for j in range(kernel[1]):
-                left = j * dw_
-                cols_slice = slice(left, left + (wo - 1) * sw + 1, sw)
-                dxp[n0:n1, :, rows, cols_slice] += dcols[:, i, j].transpose(1, 0, 2, 3)
+        if not skip_dx:
+            dcols = (w2.T @ dblock).reshape(c_in, kernel[0], kernel[1], n1 - n0, r1 - r0, wo)
+            for i in range(kernel[0]):
+                top = r0 * sh + i * dh
+                rows = slice(top, top + (r1 - r0 - 1) * sh + 1, sh)
+                for j in range(kernel[1]):
+                    left = j * dw_
+                    cols_slice = slice(left, left + (wo - 1) * sw + 1, sw)
+                    dxp[n0:n1, :, rows, cols_slice] += dcols[:, i, j].transpose(1, 0, 2, 3)
+        return dblock @ block_cols.T
+
+    items = list(enumerate(_chunks(n, ho, k * wo * x.itemsize)))
+    # Scattered dL/dx shares overlap between neighbouring chunks: only then run in order.
+    partials = _map_chunks(block_grads, items) if skip_dx else [block_grads(item) for item in items]
+    dw = partials[0]
+    for partial in partials[1:]:
+        dw += partial
     if not input_grad:
         dx = None
     elif as_convolution:
