@@ -1,0 +1,11 @@
+"""The JSON API, version 1: one router per resource under /api/v1."""
+
+from fastapi import APIRouter
+
+from . import models, runs, samples, server
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+for _module in (models, runs, samples, server):
+    router.include_router(_module.router)

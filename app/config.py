@@ -1,0 +1,95 @@
+"""Server settings, read once from ``CONVSCOPE_*`` environment variables.
+
+Handlers obtain them through the cached :func:`get_settings` dependency, so tests swap
+them with ``app.dependency_overrides`` (``create_app(settings)`` does that for you).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["Settings", "get_settings", "REPO_DIR"]
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in value.split(",") if n.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Limits and defaults of one server process. Every field ``foo`` can be set with the
+    environment variable ``CONVSCOPE_FOO``."""
+
+    # Largest accepted upload body (the image file); reading stops there with 413.
+    max_upload_bytes: int = 10 * MB
+    # Largest decoded image, in pixels (width x height), checked before decoding.
+    max_pixels: int = 40_000_000
+    # Forward traces kept for the pages, least recently used evicted beyond this.
+    run_cache_bytes: int = 512 * MB
+    # A run unused for this many seconds is forgotten.
+    run_ttl: float = 3600.0
+    # Threads that run preprocessing, forward passes and saliency.
+    workers: int = 2
+    # Jobs allowed to wait for a worker; beyond this the API answers 503.
+    queue_limit: int = 64
+    # Seconds a client is told to wait (Retry-After) when the queue is full.
+    retry_after: int = 1
+    # Models served, and those loaded at startup (the others load on first use).
+    models: tuple[str, ...] = ("tiny-vgg", "lenet5", "vgg16")
+    preload: tuple[str, ...] = ("tiny-vgg", "lenet5")
+    # Largest tensor returned as JSON floats (values); f16 allows four times as many.
+    max_json_values: int = 8_000_000
+    # Largest side of a PNG after ?scale=N.
+    max_png_side: int = 4096
+    static_dir: Path = field(default=REPO_DIR / "static")
+    templates_dir: Path = field(default=REPO_DIR / "templates")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Defaults overridden by ``CONVSCOPE_<FIELD>`` variables (comma lists for models)."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = environ.get(f"CONVSCOPE_{f.name.upper()}")
+            if raw is None:
+                continue
+            default = getattr(cls, f.name, None)
+            try:
+                if isinstance(default, tuple):
+                    values[f.name] = _names(raw)
+                elif isinstance(default, bool):
+                    values[f.name] = raw.lower() in ("1", "true", "yes")
+                elif isinstance(default, int):
+                    values[f.name] = int(raw)
+                elif isinstance(default, float):
+                    values[f.name] = float(raw)
+                else:
+                    values[f.name] = Path(raw)
+            except ValueError as exc:
+                raise ValueError(f"CONVSCOPE_{f.name.upper()}={raw!r}: {exc}") from exc
+        return cls(**values)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_upload_bytes",
+            "max_pixels",
+            "run_cache_bytes",
+            "workers",
+            "max_json_values",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"setting {name} must be at least 1")
+        if self.queue_limit < 0:
+            raise ValueError("setting queue_limit must be at least 0")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (read from the environment once)."""
+    return Settings.from_env()

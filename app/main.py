@@ -1,0 +1,59 @@
+"""Builds the FastAPI application: settings, shared services, routers, static files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from . import api, pages
+from .config import Settings, get_settings
+from .errors import install_error_handlers
+from .models import ModelRegistry
+from .runs import RunService, RunStore, WorkerPool
+from .samples import SampleLibrary
+from .serialize import OrjsonResponse
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for ``settings`` (default: from the environment). The models listed in
+    ``settings.preload`` are loaded here; the others on first use."""
+    explicit = settings is not None
+    settings = settings or get_settings()
+    registry = ModelRegistry(settings.models, settings.preload)
+    pool = WorkerPool(settings.workers, settings.queue_limit, settings.retry_after)
+    store = RunStore(settings.run_cache_bytes, settings.run_ttl)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.shutdown()
+
+    app = FastAPI(
+        title="convscope",
+        version="1.0",
+        summary="What a convolutional network does inside: activations, weights and the "
+        "arithmetic of any cell, as JSON and PNG.",
+        default_response_class=OrjsonResponse,
+        lifespan=lifespan,
+    )
+    if explicit:
+        app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.pool = pool
+    app.state.runs = store
+    app.state.samples = SampleLibrary(settings.static_dir / "samples")
+    app.state.run_service = RunService(registry, store, pool, settings.max_pixels)
+    app.state.templates = Jinja2Templates(directory=str(settings.templates_dir))
+
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
+    return app
