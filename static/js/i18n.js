@@ -55,6 +55,16 @@ export function t(key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
 }
 
+// data-i18n-vars='{"n": 64}' supplies {name} values for server-rendered text.
+function readVars(el) {
+  if (!el.dataset.i18nVars) return {};
+  try {
+    return JSON.parse(el.dataset.i18nVars);
+  } catch {
+    return {};
+  }
+}
+
 /** Fill data-i18n text and data-i18n-attr attributes under root. */
 export function applyI18n(root = document) {
   const scope = root.querySelectorAll ? root : document;
@@ -62,12 +72,12 @@ export function applyI18n(root = document) {
     document.documentElement.lang = getLang();
   }
   for (const el of scope.querySelectorAll("[data-i18n]")) {
-    el.textContent = t(el.dataset.i18n);
+    el.textContent = t(el.dataset.i18n, readVars(el));
   }
   for (const el of scope.querySelectorAll("[data-i18n-attr]")) {
     for (const pair of el.dataset.i18nAttr.split(";")) {
       const [attr, key] = pair.split(":").map((s) => s.trim());
-      if (attr && key) el.setAttribute(attr, t(key));
+      if (attr && key) el.setAttribute(attr, t(key, readVars(el)));
     }
   }
 }
