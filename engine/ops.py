@@ -405,7 +405,10 @@ def conv_transpose2d(
     (oph, opw) = _pair(output_padding, "output_padding", layer)
     (dh, dw) = _pair(dilation, "dilation", layer)
     if min(sh, sw, dh, dw) < 1 or min(ph, pw, oph, opw) < 0:
-        raise ValueError(f"{layer}: stride and dilation must be >= 1 and padding >= 0")
+        raise ValueError(
+            f"{layer}: stride {(sh, sw)} and dilation {(dh, dw)} must be >= 1, padding {(ph, pw)} "
+            f"and output_padding {(oph, opw)} >= 0"
+        )
     n, c_in, h, w = x.shape
     c_out, kh, kw = weight.shape[1:]
     full_h = (h - 1) * sh + dh * (kh - 1) + 1 + oph

@@ -302,3 +302,189 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d():
     assert np.isclose(np.sum(y * dy), np.sum(x * back), rtol=1e-10)
     dx, _, _ = ops.conv2d_backward(dy, x, w, stride=2, padding=1)
     assert_close(back, dx, rtol=1e-12, what="conv_transpose2d vs conv2d backward")
+
+
+# ------------------------------------------------------------------- max-pool ties
+
+
+def _max_pool_grad(x: np.ndarray, kernel, stride=None, padding=0) -> np.ndarray:
+    x = np.asarray(x, np.float32).reshape(1, 1, *np.shape(x))
+    y = ops.max_pool2d(x, kernel, stride, padding)
+    dy = np.arange(1, y.size + 1, dtype=np.float32).reshape(y.shape)  # tells windows apart
+    return ops.max_pool2d_backward(dy, x, kernel, stride, padding)[0, 0]
+
+
+def test_max_pool_tie_sends_gradient_to_first_maximum_only():
+    np.testing.assert_array_equal(_max_pool_grad([[5, 5], [5, 5]], 2), [[1, 0], [0, 0]])
+    np.testing.assert_array_equal(_max_pool_grad([[1, 3], [3, 2]], 2), [[0, 1], [0, 0]])
+    np.testing.assert_array_equal(_max_pool_grad([[1, 2], [3, 3]], 2), [[0, 0], [1, 0]])
+
+
+def test_max_pool_ties_in_overlapping_windows():
+    """3x3 stride 1 on a flat 4x4 image: each of the four windows picks its own top-left
+    cell, so each window's gradient lands once, at a different place."""
+    dx = _max_pool_grad(np.full((4, 4), 7.0), 3, 1)
+    np.testing.assert_array_equal(dx, [[1, 2, 0, 0], [3, 4, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])
+
+
+def test_max_pool_ties_with_padding_never_pick_the_padding():
+    """Padding is -inf: with every real value negative and equal, the first real cell wins."""
+    dx = _max_pool_grad(np.full((3, 3), -4.0), 3, 2, 1)
+    # windows start at padded rows/cols 0 and 2, i.e. real rows/cols -1 and 1
+    expected = np.zeros((3, 3))
+    for (wy, wx), value in zip([(0, 0), (0, 1), (1, 0), (1, 1)], [1, 2, 3, 4], strict=True):
+        top, left = max(2 * wy - 1, 0), max(2 * wx - 1, 0)
+        expected[top, left] += value
+    np.testing.assert_array_equal(dx, expected)
+
+
+def test_max_pool_tie_gradient_total_is_one_per_window():
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 2, (2, 3, 9, 8)).astype(np.float32)  # ties in nearly every window
+    for kernel, stride, padding in [(2, 2, 0), (3, 1, 1), (3, 2, 1), (2, 1, 0)]:
+        y = ops.max_pool2d(x, kernel, stride, padding)
+        dx = ops.max_pool2d_backward(np.ones_like(y), x, kernel, stride, padding)
+        assert dx.sum() == y.size  # one unit of gradient per window, never more
+        assert set(np.unique(dx)) <= set(range(kernel * kernel + 1))
+        pads = ops.normalize_padding(padding, (kernel, kernel))
+        expected = oracle.max_pool2d_backward(
+            np.ones(y.shape), x, (kernel,) * 2, (stride,) * 2, pads
+        )
+        np.testing.assert_array_equal(dx, expected)
+
+
+# --------------------------------------------------------------------- bad geometry
+
+
+def _conv(x_shape, w_shape, **kwargs):
+    return lambda: ops.conv2d(
+        np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32), **kwargs
+    )
+
+
+BAD_GEOMETRY = [
+    pytest.param(
+        _conv((1, 3, 4, 4), (2, 3, 5, 5), layer="conv7"),
+        ["conv7", "kernel height 5", "padded input height 4 (4 + 0 + 0)"],
+        id="conv-kernel-larger-than-input",
+    ),
+    pytest.param(
+        _conv((1, 3, 4, 9), (2, 3, 3, 7), padding=(0, 0, 1, 0), dilation=(1, 2), layer="conv7"),
+        [
+            "conv7",
+            "kernel width 7",
+            "reach 13 with dilation 2",
+            "padded input width 10 (9 + 1 + 0)",
+        ],
+        id="conv-dilated-kernel-larger-than-padded-input",
+    ),
+    pytest.param(
+        _conv((1, 3, 8, 8), (2, 3, 3, 3), stride=0, layer="conv7"),
+        ["conv7", "stride must be at least 1", "(0, 0)"],
+        id="conv-stride-0",
+    ),
+    pytest.param(
+        _conv((1, 3, 8, 8), (2, 3, 3, 3), stride=(2, 0), layer="conv7"),
+        ["conv7", "stride", "(2, 0)"],
+        id="conv-stride-0-width",
+    ),
+    pytest.param(
+        _conv((1, 3, 8, 8), (2, 3, 3, 3), padding=-1, layer="conv7"),
+        ["conv7", "padding must not be negative", "-1"],
+        id="conv-negative-padding",
+    ),
+    pytest.param(
+        _conv((1, 3, 8, 8), (2, 3, 3, 3), padding=(1, 1, -2, 0), layer="conv7"),
+        ["conv7", "(1, 1, -2, 0)"],
+        id="conv-negative-padding-one-side",
+    ),
+    pytest.param(
+        _conv((1, 3, 8, 8), (2, 3, 3, 3), dilation=0, layer="conv7"),
+        ["conv7", "dilation must be at least 1", "(0, 0)"],
+        id="conv-dilation-0",
+    ),
+    pytest.param(
+        _conv((1, 4, 8, 8), (2, 3, 3, 3), layer="conv7"),
+        ["conv7", "input has 4 channels", "expect 3"],
+        id="conv-wrong-channels",
+    ),
+    pytest.param(
+        _conv((3, 8, 8), (2, 3, 3, 3), layer="conv7"),
+        ["conv7", "(N, C, H, W)", "(3, 8, 8)"],
+        id="conv-not-a-batch",
+    ),
+    pytest.param(
+        lambda: ops.linear(
+            np.zeros((2, 10), np.float32), np.zeros((5, 12), np.float32), layer="fc9"
+        ),
+        ["fc9", "input has 10 features", "expect 12"],
+        id="linear-feature-mismatch",
+    ),
+    pytest.param(
+        lambda: ops.max_pool2d(np.zeros((1, 2, 3, 5), np.float32), 4, layer="pool2"),
+        ["pool2", "kernel height 4", "padded input height 3"],
+        id="pool-kernel-larger-than-input",
+    ),
+    pytest.param(
+        lambda: ops.avg_pool2d(np.zeros((1, 2, 6, 6), np.float32), 2, 0, layer="pool2"),
+        ["pool2", "stride must be at least 1", "(0, 0)"],
+        id="pool-stride-0",
+    ),
+    pytest.param(
+        lambda: ops.max_pool2d(np.zeros((1, 2, 6, 6), np.float32), 2, 2, 2, layer="pool2"),
+        ["pool2", "padding (2, 2, 2, 2)", "half the kernel (2, 2)"],
+        id="pool-padding-over-half-kernel",
+    ),
+    pytest.param(
+        lambda: ops.max_pool2d(np.zeros((1, 2, 6, 6), np.float32), 2, 2, -1, layer="pool2"),
+        ["pool2", "-1"],
+        id="pool-negative-padding",
+    ),
+    pytest.param(
+        lambda: ops.conv_transpose2d(
+            np.zeros((1, 2, 4, 4), np.float32),
+            np.zeros((2, 3, 3, 3), np.float32),
+            stride=0,
+            layer="up1",
+        ),
+        ["up1", "stride", "(0, 0)"],
+        id="transpose-stride-0",
+    ),
+    pytest.param(
+        lambda: ops.conv_transpose2d(
+            np.zeros((1, 2, 4, 4), np.float32), np.zeros((3, 3, 3, 3), np.float32), layer="up1"
+        ),
+        ["up1", "C_in=2", "(3, 3, 3, 3)"],
+        id="transpose-wrong-channels",
+    ),
+]
+
+
+@pytest.mark.parametrize("call, words", BAD_GEOMETRY)
+def test_bad_geometry_is_a_value_error_naming_layer_and_numbers(call, words):
+    with pytest.raises(ValueError) as error:
+        call()
+    message = str(error.value)
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+
+
+@pytest.mark.parametrize(
+    "n, f, s, p, d, expected",
+    [
+        (6, 3, 1, 0, 1, 4),
+        (6, 3, 1, 2, 1, 6),
+        (5, 3, 2, 0, 1, 2),
+        (7, 3, 2, 2, 1, 4),
+        (9, 3, 1, 0, 2, 5),
+        (32, 5, 1, 0, 1, 28),
+        (224, 2, 2, 0, 1, 112),
+        (8, 3, 3, 1, 1, 3),
+    ],
+)
+def test_output_size_formula(n, f, s, p, d, expected):
+    """floor((n + 2p - d(f - 1) - 1) / s) + 1, with p the total of both sides here."""
+    assert ops.output_size(n, f, s, p, d) == expected
+    x = np.zeros((1, 1, n, n), np.float32)
+    y = ops.conv2d(x, np.zeros((1, 1, f, f), np.float32), None, s, (p // 2, p - p // 2) * 2, d)
+    assert y.shape[2:] == (expected, expected)
