@@ -304,8 +304,12 @@ def test_predict_then_reveal():
     assert of_type(other, "error")[-1]["code"] == "not_accepting"
 
     # A class question on the next cell is a new question with its own answers.
-    send(session, teacher, {"type": "set", "state": {"revealed": False, "question": "class",
-                                                      "cell": {"channel": 1, "y": 0, "x": 1}}})  # fmt: skip
+    next_cell = {"channel": 1, "y": 0, "x": 1}
+    send(
+        session,
+        teacher,
+        {"type": "set", "state": {"revealed": False, "question": "class", "cell": next_cell}},
+    )
     assert session.question_id == 2 and session.answers == {}
     send(session, student, {"type": "answer", "class": 3})
     send(session, other, {"type": "answer", "class": 10})
