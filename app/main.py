@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from . import api, pages
+from . import api, pages, playground_pages
+from .api import playground as playground_api
 from .config import Settings, get_settings
 from .errors import install_error_handlers
 from .models import ModelRegistry
@@ -55,5 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(playground_api.router)
+    app.include_router(playground_pages.router)
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     return app
