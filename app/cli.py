@@ -32,9 +32,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     model = zoo.build(args.model, seed=args.seed)
     config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, warmup_epochs=args.warmup,
-        crop_padding=args.crop_padding, flip=args.flip, seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup,
+        crop_padding=args.crop_padding,
+        flip=args.flip,
+        seed=args.seed,
     )
     train_data = _load_data(args.data, "train")
     test_path = args.test_data or _test_path_for(Path(args.data))
@@ -42,25 +49,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out).with_suffix("")
     checkpoint = out.with_name(out.name + ".ckpt.npz")
     history_file = out.with_name(out.name + ".history.json")
-    started = time.time()
 
-    def on_epoch(stats) -> None:
-        history_so_far.append(stats)
-        record = {"model": args.model, "command": " ".join(sys.argv), "config": asdict(config),
-                  "history": [asdict(s) for s in history_so_far]}
+    def on_epoch(history) -> None:
+        record = {
+            "model": args.model,
+            "command": " ".join(["convscope", *sys.argv[1:]]),
+            "config": asdict(config),
+            "history": [asdict(s) for s in history],
+        }
         history_file.write_text(json.dumps(record, indent=1))
-        try:
-            from app.plots import training_curve
+        from app.plots import training_curve
 
-            training_curve([asdict(s) for s in history_so_far], out.with_name(out.name + ".curve.png"))
-        except ImportError:
-            pass
+        training_curve(record["history"], out.with_name(out.name + ".curve.png"))
 
-    history_so_far: list = []
     print(f"training {args.model}: {len(train_data)} images, {config}", file=sys.stderr)
-    train(model, train_data, config, checkpoint, test_data, resume=args.resume, on_epoch=on_epoch)
-    model.meta.update(trained=True, train_seconds=round(time.time() - started),
-                      train_command=" ".join(["convscope", *sys.argv[1:]]), train_config=asdict(config))
+    history = train(
+        model, train_data, config, checkpoint, test_data, resume=args.resume, on_epoch=on_epoch
+    )
+    # Summed over epochs, so that a resumed run reports its whole training time.
+    model.meta.update(
+        trained=True,
+        train_seconds=round(sum(h.seconds for h in history)),
+        train_command=" ".join(["convscope", *(a for a in sys.argv[1:] if a != "--resume")]),
+        train_config=asdict(config),
+    )
     if test_data is not None:
         result = evaluate(model, test_data)
         model.meta.update(test_accuracy=result["accuracy"], test_count=result["count"])
@@ -85,8 +97,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{args.model} on {args.data}: top-1 accuracy {result['accuracy']:.4f} "
-              f"({result['count']} images, {result['seconds']} s)")
+        print(
+            f"{args.model} on {args.data}: top-1 accuracy {result['accuracy']:.4f} "
+            f"({result['count']} images, {result['seconds']} s)"
+        )
         for name, acc in zip(model.classes, result["per_class"], strict=False):
             print(f"  {name:>12}  {acc:.4f}")
     return 0
@@ -118,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a built-in model with the NumPy engine")
     train.add_argument("model")
     train.add_argument("--data", required=True, help=".npz, CIFAR-10 tarball or MNIST idx folder")
-    train.add_argument("--test-data", help="evaluated after every epoch (default: the matching _test.npz)")
+    train.add_argument(
+        "--test-data", help="evaluated after every epoch (default: the matching _test.npz)"
+    )
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--out", required=True, help="where to write MODEL.json and MODEL.npz")
     train.add_argument("--batch-size", type=int, default=128)
@@ -126,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=0.03)
     train.add_argument("--momentum", type=float, default=0.9)
     train.add_argument("--weight-decay", type=float, default=5e-4)
-    train.add_argument("--warmup", type=float, default=2.0, help="warm-up epochs before cosine decay")
+    train.add_argument(
+        "--warmup", type=float, default=2.0, help="warm-up epochs before cosine decay"
+    )
     train.add_argument("--crop-padding", type=int, default=4)
     train.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True)
     train.add_argument("--seed", type=int, default=0)
@@ -136,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="top-1 accuracy, per class, on a dataset")
     ev.add_argument("model")
     ev.add_argument("--data", required=True)
-    ev.add_argument("--weights", help="a saved model (PATH.json + PATH.npz) instead of the built-in one")
+    ev.add_argument(
+        "--weights", help="a saved model (PATH.json + PATH.npz) instead of the built-in one"
+    )
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 

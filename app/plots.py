@@ -22,14 +22,18 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _polyline(draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], colour, width: int = 3) -> None:
+def _polyline(
+    draw: ImageDraw.ImageDraw, points: list[tuple[float, float]], colour, width: int = 3
+) -> None:
     if len(points) > 1:
         draw.line(points, fill=colour, width=width, joint="curve")
     for x, y in points:
         draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
 
 
-def training_curve(history: Sequence[dict], path: str | Path, width: int = 720, height: int = 320) -> Path:
+def training_curve(
+    history: Sequence[dict], path: str | Path, width: int = 720, height: int = 320
+) -> Path:
     """Loss (left axis) and train/test accuracy (right axis, 0-100 %) per epoch."""
     path = Path(path)
     img = Image.new("RGB", (width, height), "white")
@@ -55,10 +59,23 @@ def training_curve(history: Sequence[dict], path: str | Path, width: int = 720, 
         draw.text((x_of(epoch), bottom + 6), str(epoch), fill=(60, 60, 60), font=font, anchor="mt")
     draw.text(((left + right) / 2, height - 14), "epoch", fill=(60, 60, 60), font=font, anchor="mm")
 
-    _polyline(draw, [(x_of(e), bottom - (bottom - top) * v / max_loss) for e, v in zip(epochs, losses, strict=True)], _LOSS)
-    _polyline(draw, [(x_of(h["epoch"]), bottom - (bottom - top) * h["accuracy"]) for h in history], _TRAIN)
+    _polyline(
+        draw,
+        [
+            (x_of(e), bottom - (bottom - top) * v / max_loss)
+            for e, v in zip(epochs, losses, strict=True)
+        ],
+        _LOSS,
+    )
+    _polyline(
+        draw, [(x_of(h["epoch"]), bottom - (bottom - top) * h["accuracy"]) for h in history], _TRAIN
+    )
     tested = [h for h in history if h.get("test_accuracy") is not None]
-    _polyline(draw, [(x_of(h["epoch"]), bottom - (bottom - top) * h["test_accuracy"]) for h in tested], _TEST)
+    _polyline(
+        draw,
+        [(x_of(h["epoch"]), bottom - (bottom - top) * h["test_accuracy"]) for h in tested],
+        _TEST,
+    )
     legend = [("loss", _LOSS), ("train accuracy", _TRAIN), ("test accuracy", _TEST)]
     x = left
     for label, colour in legend:
@@ -70,11 +87,12 @@ def training_curve(history: Sequence[dict], path: str | Path, width: int = 720, 
     return path
 
 
-def kernel_grid(weight: np.ndarray, path: str | Path, cell: int = 40, columns: int = 8) -> Path:
+def kernel_grid(weight: np.ndarray, path: str | Path, cell: int = 56, columns: int = 8) -> Path:
     """First-layer kernels (C_out, C_in, kH, kW) as tiles. RGB kernels are shown in colour,
     each scaled to its own max |w| around grey; one-channel kernels in a blue-white-red map."""
     path = Path(path)
     c_out, c_in, kh, kw = weight.shape
+    columns = min(columns, c_out)
     rows = -(-c_out // columns)
     gap = 4
     img = Image.new("RGB", (columns * (cell + gap) + gap, rows * (cell + gap) + gap), "white")
@@ -86,8 +104,11 @@ def kernel_grid(weight: np.ndarray, path: str | Path, cell: int = 40, columns: i
         else:
             t = np.clip(w.mean(axis=0) / scale, -1, 1)[..., None]
             white = np.array([255.0, 255.0, 255.0])
-            tile = np.where(t < 0, white + (-t) * (np.array([33, 102, 172]) - white),
-                            white + t * (np.array([178, 24, 43]) - white))
+            tile = np.where(
+                t < 0,
+                white + (-t) * (np.array([33, 102, 172]) - white),
+                white + t * (np.array([178, 24, 43]) - white),
+            )
         pixels = Image.fromarray(tile.astype(np.uint8)).resize((cell, cell), Image.NEAREST)
         r, c = divmod(k, columns)
         img.paste(pixels, (gap + c * (cell + gap), gap + r * (cell + gap)))

@@ -56,7 +56,9 @@ def matmul_rate(repeats: int, size: int = 2048) -> float:
         r0 = chunk[2]
         np.matmul(a[r0 : r0 + step], b, out=out[r0 : r0 + step])
 
-    seconds = median_time(lambda: ops._map_chunks(block, [(0, 1, r, 0) for r in range(0, size, step)]), repeats)
+    seconds = median_time(
+        lambda: ops._map_chunks(block, [(0, 1, r, 0) for r in range(0, size, step)]), repeats
+    )
     return 2 * size**3 / seconds / 1e9
 
 
@@ -70,8 +72,16 @@ def forward_stats(name: str, batch: int, repeats: int) -> dict:
     tracemalloc.stop()
     kept = trace.nbytes - trace.input.nbytes
     flops = 2 * model.macs * batch
-    return {"model": name, "batch": batch, "seconds": seconds, "gflops": flops / seconds / 1e9,
-            "kept_mb": kept / 2**20, "extra_ratio": (peak - kept) / kept, "x": x, "net": model}
+    return {
+        "model": name,
+        "batch": batch,
+        "seconds": seconds,
+        "gflops": flops / seconds / 1e9,
+        "kept_mb": kept / 2**20,
+        "extra_ratio": (peak - kept) / kept,
+        "x": x,
+        "net": model,
+    }
 
 
 def train_step_seconds(repeats: int, batch: int = 128) -> float:
@@ -105,8 +115,14 @@ def torch_seconds(model, x: np.ndarray, repeats: int) -> float | None:
             for layer in model.layers:
                 p = layer.name
                 if layer.kind == "conv2d":
-                    h = F.conv2d(h, tensors[f"{p}.weight"], tensors[f"{p}.bias"], layer.stride,
-                                 layer.pads(h.shape[2:])[::2], layer.dilation)
+                    h = F.conv2d(
+                        h,
+                        tensors[f"{p}.weight"],
+                        tensors[f"{p}.bias"],
+                        layer.stride,
+                        layer.pads(h.shape[2:])[::2],
+                        layer.dilation,
+                    )
                 elif layer.kind == "relu":
                     h = F.relu(h)
                 elif layer.kind == "maxpool2d":
@@ -122,29 +138,43 @@ def torch_seconds(model, x: np.ndarray, repeats: int) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, skip tiny-vgg batch 256")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repeats, skip tiny-vgg batch 256"
+    )
     args = parser.parse_args()
     repeats = 2 if args.quick else args.repeats
 
-    print(f"threads: engine {ops._threads}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
-          f"cores {os.cpu_count()}, NumPy {np.__version__}")
+    print(
+        f"threads: engine {ops._threads}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
+        f"cores {os.cpu_count()}, NumPy {np.__version__}"
+    )
     rate = matmul_rate(repeats)
     print(f"float32 2048x2048 matmul: {rate:.1f} GFLOP/s\n")
-    cases = [("tiny-vgg", 1), ("lenet5", 1), ("vgg16", 1)] + ([] if args.quick else [("tiny-vgg", 256)])
-    print("| model | batch | forward ms | ms/image | GFLOP/s | of matmul | activations kept MB | peak extra / kept | vs PyTorch |")
+    cases = [("tiny-vgg", 1), ("lenet5", 1), ("vgg16", 1)] + (
+        [] if args.quick else [("tiny-vgg", 256)]
+    )
+    print(
+        "| model | batch | forward ms | ms/image | GFLOP/s | of matmul | activations kept MB | peak extra / kept | vs PyTorch |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, batch in cases:
         s = forward_stats(name, batch, repeats)
         torch_s = torch_seconds(s["net"], s["x"], repeats)
         vs_torch = f"{s['seconds'] / torch_s:.2f}x" if torch_s else "n/a"
-        print(f"| {name} | {batch} | {s['seconds'] * 1e3:.1f} | {s['seconds'] * 1e3 / batch:.3f} | "
-              f"{s['gflops']:.1f} | {s['gflops'] / rate:.0%} | {s['kept_mb']:.1f} | {s['extra_ratio']:.2f} | {vs_torch} |")
+        print(
+            f"| {name} | {batch} | {s['seconds'] * 1e3:.1f} | {s['seconds'] * 1e3 / batch:.3f} | "
+            f"{s['gflops']:.1f} | {s['gflops'] / rate:.0%} | {s['kept_mb']:.1f} | {s['extra_ratio']:.2f} | {vs_torch} |"
+        )
         del s
     step = train_step_seconds(repeats)
-    print(f"\ntiny-vgg training step (batch 128, forward + backward): {step * 1e3:.0f} ms "
-          f"-> {step * 50000 / 128 / 60:.1f} min per 50,000-image epoch (compute only)")
+    print(
+        f"\ntiny-vgg training step (batch 128, forward + backward): {step * 1e3:.0f} ms "
+        f"-> {step * 50000 / 128 / 60:.1f} min per 50,000-image epoch (compute only)"
+    )
 
 
 if __name__ == "__main__":

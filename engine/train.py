@@ -60,7 +60,9 @@ def to_input(images: np.ndarray, model: Sequential) -> np.ndarray:
     spec = model.input_spec
     n, c, h, w = images.shape
     if c != spec.channels or h > spec.height or w > spec.width:
-        raise ValueError(f"images of shape {images.shape[1:]} do not fit the model input {spec.shape}")
+        raise ValueError(
+            f"images of shape {images.shape[1:]} do not fit the model input {spec.shape}"
+        )
     x = images.astype(np.float32) * np.float32(1 / 255)
     if (h, w) != (spec.height, spec.width):
         top, left = (spec.height - h) // 2, (spec.width - w) // 2
@@ -125,7 +127,11 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
     if progress < config.warmup_epochs:
         return config.lr * (progress + 1e-3) / config.warmup_epochs
     span = max(config.epochs - config.warmup_epochs, 1e-9)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * min((progress - config.warmup_epochs) / span, 1.0)))
+    return (
+        config.lr
+        * 0.5
+        * (1 + math.cos(math.pi * min((progress - config.warmup_epochs) / span, 1.0)))
+    )
 
 
 def logits_layer(model: Sequential) -> str:
@@ -153,11 +159,22 @@ def evaluate(model: Sequential, data: Dataset, batch_size: int = 500) -> dict[st
     }
 
 
-def _progress(out: TextIO, epoch: int, epochs: int, done: int, total: int, loss: float, acc: float, rate: float) -> None:
+def _progress(
+    out: TextIO,
+    epoch: int,
+    epochs: int,
+    done: int,
+    total: int,
+    loss: float,
+    acc: float,
+    rate: float,
+) -> None:
     width = 24
     filled = int(width * done / total)
-    line = (f"epoch {epoch}/{epochs} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-            f"loss {loss:.4f} acc {acc:.3f} {rate:.0f} img/s")
+    line = (
+        f"epoch {epoch}/{epochs} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+        f"loss {loss:.4f} acc {acc:.3f} {rate:.0f} img/s"
+    )
     if out.isatty():
         out.write("\r" + line)
     else:
@@ -165,12 +182,21 @@ def _progress(out: TextIO, epoch: int, epochs: int, done: int, total: int, loss:
     out.flush()
 
 
-def save_checkpoint(path: Path, model: Sequential, optimizer: Optimizer, config: TrainConfig,
-                    history: list[EpochStats]) -> None:
+def save_checkpoint(
+    path: Path,
+    model: Sequential,
+    optimizer: Optimizer,
+    config: TrainConfig,
+    history: list[EpochStats],
+) -> None:
     arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
     arrays.update({f"opt/{k}": v for k, v in optimizer.state.items()})
-    meta = {"config": asdict(config), "steps": optimizer.steps, "history": [asdict(h) for h in history],
-            "architecture": model.architecture()}
+    meta = {
+        "config": asdict(config),
+        "steps": optimizer.steps,
+        "history": [asdict(h) for h in history],
+        "architecture": model.architecture(),
+    }
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
     tmp.replace(path)  # atomic: a crash mid-write never leaves a broken checkpoint
@@ -179,7 +205,9 @@ def save_checkpoint(path: Path, model: Sequential, optimizer: Optimizer, config:
 def load_checkpoint(path: Path, model: Sequential, optimizer: Optimizer) -> list[EpochStats]:
     with np.load(path) as data:
         meta = json.loads(data["__meta__"].tobytes())
-        model.load_state_dict({k[6:]: data[k] for k in data.files if k.startswith("param/")}, str(path))
+        model.load_state_dict(
+            {k[6:]: data[k] for k in data.files if k.startswith("param/")}, str(path)
+        )
         optimizer.state = {k[4:]: data[k].copy() for k in data.files if k.startswith("opt/")}
     optimizer.steps = meta["steps"]
     return [EpochStats(**h) for h in meta["history"]]
@@ -193,7 +221,7 @@ def train(
     test_data: Dataset | None = None,
     resume: bool = False,
     out: TextIO = sys.stderr,
-    on_epoch: Callable[[EpochStats], None] | None = None,
+    on_epoch: Callable[[list[EpochStats]], None] | None = None,
 ) -> list[EpochStats]:
     """Train ``model`` in place; write ``checkpoint`` after every epoch; return the history."""
     optimizer = Optimizer(model, config)
@@ -211,14 +239,22 @@ def train(
         loss_sum = correct = seen = 0
         for b in range(batches):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            x = augment(to_input(train_data.images[idx], model), rng, config.crop_padding, config.flip)
+            x = augment(
+                to_input(train_data.images[idx], model), rng, config.crop_padding, config.flip
+            )
             labels = train_data.labels[idx]
             trace = model.forward(x, training=True, until=scores_layer)
             scores = trace[scores_layer]
             loss = ops.cross_entropy(scores, labels)
             if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at epoch {epoch}, batch {b}: lower the learning rate")
-            model.backward(ops.cross_entropy_backward(scores, labels), from_layer=scores_layer, input_grad=False)
+                raise FloatingPointError(
+                    f"loss became {loss} at epoch {epoch}, batch {b}: lower the learning rate"
+                )
+            model.backward(
+                ops.cross_entropy_backward(scores, labels),
+                from_layer=scores_layer,
+                input_grad=False,
+            )
             lr = learning_rate(config, epoch - 1 + b / batches)
             optimizer.step(lr)
             loss_sum += loss * len(idx)
@@ -226,16 +262,22 @@ def train(
             seen += len(idx)
             if b % 50 == 0 or b == batches - 1:
                 rate = seen / (time.perf_counter() - started)
-                _progress(out, epoch, config.epochs, b + 1, batches, loss_sum / seen, correct / seen, rate)
+                _progress(
+                    out, epoch, config.epochs, b + 1, batches, loss_sum / seen, correct / seen, rate
+                )
         seconds = time.perf_counter() - started
         test_acc = evaluate(model, test_data)["accuracy"] if test_data is not None else None
-        stats = EpochStats(epoch, loss_sum / seen, correct / seen, test_acc, lr, seconds, seen / seconds)
+        stats = EpochStats(
+            epoch, loss_sum / seen, correct / seen, test_acc, lr, seconds, seen / seconds
+        )
         history.append(stats)
         save_checkpoint(checkpoint, model, optimizer, config, history)
-        out.write(f"\nepoch {epoch}: loss {stats.loss:.4f} train acc {stats.accuracy:.4f} "
-                  f"test acc {test_acc if test_acc is None else round(test_acc, 4)} "
-                  f"{seconds:.0f}s ({stats.images_per_second:.0f} img/s)\n")
+        out.write(
+            f"\nepoch {epoch}: loss {stats.loss:.4f} train acc {stats.accuracy:.4f} "
+            f"test acc {test_acc if test_acc is None else round(test_acc, 4)} "
+            f"{seconds:.0f}s ({stats.images_per_second:.0f} img/s)\n"
+        )
         out.flush()
         if on_epoch:
-            on_epoch(stats)
+            on_epoch(history)
     return history
