@@ -27,6 +27,7 @@ __all__ = [
     "CorruptImage",
     "MAX_PIXELS",
     "open_image",
+    "to_rgb",
     "decode_size",
     "prepare",
     "digit_to_mnist",
@@ -116,7 +117,9 @@ def open_image(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"the image has too many pixels ({exc})") from exc
+        raise ImageTooLarge(
+            "the image has too many pixels to decode safely: scale it down and try again"
+        ) from exc
     except UnidentifiedImageError as exc:
         claimed = _claimed_format(data)
         if claimed is None:
@@ -149,7 +152,7 @@ def open_image(
         raise CorruptImage(f"the {image.format} image cannot be decoded ({exc})") from exc
     try:
         image = ImageOps.exif_transpose(image)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose a decodable image
+    except Exception:  # a broken EXIF block must not lose an image that decoded
         pass
     return to_rgb(image)
 
@@ -160,7 +163,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode.startswith("I;16") or mode in ("I", "F"):
-        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode), "L").convert("RGB")
+        return Image.fromarray(_scale_to_uint8(np.asarray(image), mode)).convert("RGB")
     has_alpha = "A" in image.getbands() or "a" in image.getbands()
     if has_alpha or image.info.get("transparency") is not None:
         rgba = image.convert("RGBA")
@@ -254,7 +257,7 @@ def _fit_digit(digit: np.ndarray, height: int, width: int) -> np.ndarray:
         canvas = np.zeros((height, width), np.uint8)
         canvas[top : top + h, left : left + w] = digit
         return canvas
-    resized = Image.fromarray(digit, "L").resize((width, height), Image.Resampling.LANCZOS)
+    resized = Image.fromarray(digit).resize((width, height), Image.Resampling.LANCZOS)
     return np.asarray(resized)
 
 
@@ -285,7 +288,8 @@ def digit_to_mnist(image: Image.Image) -> np.ndarray:
     h, w = crop.shape
     scale = MNIST_BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    box = Image.fromarray(crop, "F").resize(size, Image.Resampling.LANCZOS)
+    box = Image.fromarray(np.ascontiguousarray(crop, np.float32))  # mode "F"
+    box = box.resize(size, Image.Resampling.LANCZOS)
     box = np.clip(np.asarray(box), 0, 255)
     if box.max() > 0:
         box *= 255.0 / box.max()
