@@ -267,7 +267,7 @@ export function windowTaps({ kernel, stride, dilation = [1, 1], pads }, y, x) {
 
 /**
  * A grid of numbers (values[r][c]), each cell coloured by its value.
- * Options: cellW, cellH, cmap, vmax, digits, mark(r, c) -> "pad" | "pick" | "clip" | null,
+ * Options: cellW, cellH, cmap, vmax, digits, mark(r, c) -> "pad" | "cur" | "pick" | "clip" | null,
  * font size. Returns {w, h}.
  */
 export function drawNumberGrid(ctx, values, opts = {}) {
@@ -320,10 +320,12 @@ export function drawNumberGrid(ctx, values, opts = {}) {
   ctx.stroke();
   ctx.strokeStyle = "#5b6472";
   ctx.strokeRect(x0 + 0.5, y0 + 0.5, cols * cellW - 1, rows * cellH - 1);
+  // "cur": the current cell (orange, as on the maps); "pick": a chosen cell (blue: the max)
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      if (mark(r, c) !== "pick") continue;
-      ctx.strokeStyle = LINK;
+      const m = mark(r, c);
+      if (m !== "pick" && m !== "cur") continue;
+      ctx.strokeStyle = m === "cur" ? ACCENT : LINK;
       ctx.lineWidth = 3;
       ctx.strokeRect(x0 + c * cellW + 1.5, y0 + r * cellH + 1.5, cellW - 3, cellH - 3);
     }

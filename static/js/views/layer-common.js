@@ -2,7 +2,19 @@
 // the input image, number formatting and a tiny DOM builder.
 
 import { explain, getLayer, inputPngUrl } from "../api.js";
-import { cmapFor, rangeFor } from "../render/colormap.js";
+import { cmapFor, drawLegend, rangeFor } from "../render/colormap.js";
+import {
+  ACCENT,
+  drawMap,
+  drawVector,
+  drawWindow,
+  fitCell,
+  mapGeometry,
+  markCell,
+  markEntry,
+  setupCanvas,
+  vectorGeometry,
+} from "../render/grid.js";
 
 /** The cell-value text: the API's number rounded to at most 4 decimals. */
 export function fmt4(v) {
@@ -131,8 +143,9 @@ export function createExplainCache(runId, layer, { parallel = 4, max = 4096, onL
 
 /**
  * One layer's output (or "input"), channel by channel. Small tensors are fetched whole, big
- * ones one channel at a time. The colour scale is the layer's (all channels share it), as
- * in the server's PNGs.
+ * ones one channel at a time, always as JSON float32: the numbers written on the page are
+ * the engine's, not float16 roundings. The colour scale is the layer's (all channels share
+ * it), as in the server's PNGs.
  */
 export function createTensorSource(runId, name, shape, summary) {
   const size = shape.reduce((a, b) => a * b, 1);
@@ -152,7 +165,7 @@ export function createTensorSource(runId, name, shape, summary) {
     /** Resolves when the colour scale is known (and, for small tensors, the data). */
     async ready() {
       if (whole) {
-        if (!full) full = getLayer(runId, name);
+        if (!full) full = getLayer(runId, name, { encoding: "json" });
         const r = await full;
         source.min ??= r.min;
         source.max ??= r.max;
@@ -175,7 +188,7 @@ export function createTensorSource(runId, name, shape, summary) {
       if (!pending.has(c)) {
         pending.set(
           c,
-          getLayer(runId, name, { channel: c }).then((r) => {
+          getLayer(runId, name, { channel: c, encoding: "json" }).then((r) => {
             loaded.set(c, r.data);
             return r.data;
           }),
@@ -332,4 +345,112 @@ export function pairText(v) {
 /** (C, H, W) -> "H × W × C", the order textbooks use; vectors stay as their length. */
 export function shapeText(shape) {
   return shape.length === 3 ? `${shape[1]} × ${shape[2]} × ${shape[0]}` : String(shape[0]);
+}
+
+/**
+ * A panel showing one channel of a C x H x W tensor (or a whole vector) as a map that can
+ * fill in, with marks, an optional sliding window, hatched (clipped) cells, a legend, and
+ * click-to-jump. `render(opts)` draws it from the state; nothing here is stored.
+ */
+export function createMapPanel({ source, shape, pads = [0, 0, 0, 0], maxSide = 380, maxCell = 24, onPick = null, onHover = null, testid = null, extraClass = "" }) {
+  const isMap = shape.length === 3;
+  const height = isMap ? shape[1] : 0;
+  const width = isMap ? shape[2] : 0;
+  const title = h("h2", { class: "lv-h" });
+  const sub = h("p", { class: "lv-sub" });
+  const canvas = h("canvas", { class: `lv-map${onPick ? " lv-clickable" : ""}`, tabindex: onPick ? "0" : null, "data-testid": testid });
+  const hover = h("p", { class: "lv-hover lv-mono" });
+  const legend = h("canvas", { class: "lv-legend" });
+  const keys = h("div", { class: "lv-keys-row" });
+  const el = h("section", { class: `lv-col ${extraClass}` }, title, sub, canvas, hover, keys, legend);
+  let geom = null;
+  const at = (ev) => {
+    if (!geom) return null;
+    const r = canvas.getBoundingClientRect();
+    const px = ev.clientX - r.left;
+    const py = ev.clientY - r.top;
+    if (isMap) return geom.cellAt(px, py);
+    const i = geom.indexAt(px, py);
+    return i === null ? null : { index: i };
+  };
+  if (onPick) {
+    canvas.addEventListener("pointerdown", (ev) => {
+      const cell = at(ev);
+      if (cell) onPick(cell);
+    });
+  }
+  if (onHover) {
+    canvas.addEventListener("pointermove", (ev) => onHover(at(ev)));
+    canvas.addEventListener("pointerleave", () => onHover(null));
+  }
+  return {
+    el,
+    canvas,
+    title,
+    sub,
+    keys,
+    hover,
+    get geom() {
+      return geom;
+    },
+    /**
+     * opts: channel, filled, marks [{y, x} | {index}, color], window {rows, cols, next},
+     * hatched(i), perRow (vectors), requestRender (when a channel is still loading).
+     */
+    render(opts = {}) {
+      const avail = Math.min(el.clientWidth - 22, maxSide);
+      const data = source.peekChannel(opts.channel ?? 0);
+      if (isMap) {
+        const cells = width + pads[2] + pads[3];
+        geom = mapGeometry({ height, width, cell: fitCell(avail, cells, 0.5, maxCell), pad: pads });
+      } else {
+        const n = shape[0];
+        const perRow = opts.perRow || Math.min(n, 32);
+        geom = vectorGeometry({ n, perRow, cell: fitCell(avail, perRow, 2, maxCell) });
+      }
+      const g = setupCanvas(canvas, isMap ? geom.outerW : geom.w + 2, isMap ? geom.outerH : geom.h + 2);
+      if (!data) {
+        source.channel(opts.channel ?? 0).then(opts.requestRender || (() => {}));
+        return;
+      }
+      if (!isMap) g.translate(1, 1);
+      if (isMap) {
+        drawMap(g, geom, data, { cmap: source.cmap, vmax: source.vmax, filled: opts.filled ?? Infinity, hatched: opts.hatched, grid: opts.grid ?? true });
+        if (opts.window) {
+          if (opts.window.next) drawWindow(g, geom, opts.window.next.rows, opts.window.next.cols, { color: "rgba(194,94,0,0.75)", ghost: true });
+          drawWindow(g, geom, opts.window.rows, opts.window.cols);
+        }
+      } else {
+        drawVector(g, geom, data, { cmap: source.cmap, vmax: source.vmax, filled: opts.filled ?? Infinity, hatched: opts.hatched });
+      }
+      for (const m of opts.marks || []) {
+        if ("index" in m) markEntry(g, geom, m.index, { color: m.color || ACCENT, width: m.width });
+        else markCell(g, geom, m.y, m.x, { color: m.color || ACCENT, width: m.width });
+      }
+      return data;
+    },
+    drawLegend() {
+      drawLegend(legend, { cmap: source.cmap, vmax: source.vmax });
+    },
+  };
+}
+
+/** The values of a (2r+1)-wide neighbourhood of (y, x) in an H x W map: rows of numbers
+ * (null outside the map or where `shown(i)` is false), and the map coordinates used. */
+export function neighbourhood(data, height, width, y, x, r, shown = () => true) {
+  const rows = [];
+  const ys = [];
+  const xs = [];
+  for (let dy = -r; dy <= r; dy++) ys.push(y + dy);
+  for (let dx = -r; dx <= r; dx++) xs.push(x + dx);
+  for (const yy of ys) {
+    rows.push(
+      xs.map((xx) => {
+        if (yy < 0 || yy >= height || xx < 0 || xx >= width) return null;
+        const i = yy * width + xx;
+        return shown(i) ? data[i] : null;
+      }),
+    );
+  }
+  return { rows, ys, xs };
 }
