@@ -103,7 +103,9 @@ class Layer:
         """Multiply-accumulates for one image."""
         return 0
 
-    def receptive_field(self, rf: ReceptiveField) -> ReceptiveField:
+    def receptive_field(
+        self, rf: ReceptiveField, input_shape: Shape | None = None
+    ) -> ReceptiveField:
         return rf
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -119,7 +121,7 @@ class Layer:
 
     def describe(self, input_shape: Shape, rf: ReceptiveField | None = None) -> dict[str, Any]:
         """Kind, hyper-parameters, shapes, parameters, MACs, FLOPs and receptive field."""
-        rf_out = self.receptive_field(rf or ReceptiveField())
+        rf_out = self.receptive_field(rf or ReceptiveField(), input_shape)
         macs = self.macs(input_shape)
         return {
             "name": self.name,
@@ -180,9 +182,14 @@ class _Windowed(Layer):
             self.name, tuple(input_shape[1:3]), self.kernel, self.stride, self.pads(input_shape[1:3]), self.dilation
         )
 
-    def receptive_field(self, rf: ReceptiveField) -> ReceptiveField:
-        # Needs the padding in pixels; "same" resolves without the input size for stride 1.
-        pads = ops.normalize_padding(self.padding, self.kernel, self.stride, self.dilation, None, self.name)
+    def receptive_field(
+        self, rf: ReceptiveField, input_shape: Shape | None = None
+    ) -> ReceptiveField:
+        # Needs the padding in pixels: "same" with stride > 1 depends on the input size.
+        in_hw = None if input_shape is None else tuple(input_shape[1:3])
+        pads = ops.normalize_padding(
+            self.padding, self.kernel, self.stride, self.dilation, in_hw, self.name
+        )
         size, jump, start = [], [], []
         for axis, before in ((0, pads[0]), (1, pads[2])):
             reach = self.dilation[axis] * (self.kernel[axis] - 1) + 1
@@ -506,7 +513,9 @@ class Flatten(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         return (int(np.prod(input_shape)),)
 
-    def receptive_field(self, rf: ReceptiveField) -> ReceptiveField:
+    def receptive_field(
+        self, rf: ReceptiveField, input_shape: Shape | None = None
+    ) -> ReceptiveField:
         return ReceptiveField(rf.size, rf.jump, rf.start, full=True)
 
     def explain(self, x: np.ndarray, y: np.ndarray, cell: Sequence[int]) -> dict[str, Any]:

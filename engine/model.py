@@ -133,7 +133,7 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             info = layer.describe(shape, rf)
             info["index"] = i
-            rf = layer.receptive_field(rf)
+            rf = layer.receptive_field(rf, shape)
             shape = tuple(info["output_shape"])
             result.append(info)
         return result
@@ -141,8 +141,9 @@ class Sequential:
     def receptive_fields(self) -> dict[str, ReceptiveField]:
         rf = ReceptiveField()
         result = {}
-        for layer in self.layers:
-            rf = layer.receptive_field(rf)
+        inputs = [self.input_spec.shape, *self.shapes()][:-1]  # each layer's input shape
+        for layer, shape in zip(self.layers, inputs, strict=True):
+            rf = layer.receptive_field(rf, shape)
             result[layer.name] = rf
         return result
 

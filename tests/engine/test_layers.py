@@ -263,6 +263,11 @@ RF_STACKS = {
         ],
         (32, 28),
     ),
+    # SAME with stride 2 on an even size pads only the bottom and right
+    "same-strided": (
+        lambda: [Conv2d("c1", 1, 1, 3, stride=2, padding="same"), Conv2d("c2", 1, 1, 3, padding=1)],
+        (8, 9),
+    ),
     "strided": (
         lambda: [
             Conv2d("c1", 1, 1, 3, stride=2, padding=1),
