@@ -92,7 +92,8 @@ export function drawLegend(canvas, { cmap = "diverging", vmin, vmax = 1 } = {}) 
   ctx.fillStyle = style.color || "#222";
   ctx.font = `11px ${style.fontFamily || "sans-serif"}`;
   ctx.textBaseline = "top";
-  const ticks = cmap === "diverging" ? [lo, 0, vmax] : [lo, (lo + vmax) / 2, vmax];
+  // Diverging legends mark zero, the centre; sequential ones only their ends.
+  const ticks = cmap === "diverging" ? [lo, 0, vmax] : [lo, vmax];
   ticks.forEach((v, i) => {
     const x = pad + ((v - lo) / (vmax - lo || 1)) * barW;
     ctx.textAlign = i === 0 ? "left" : i === ticks.length - 1 ? "right" : "center";

@@ -21,10 +21,11 @@ const network = document.getElementById("network");
 const whereEl = document.getElementById("where");
 const magnifier = document.getElementById("magnifier");
 
-const MAP_SIZE = 44; // CSS pixels per channel thumbnail
-const MANY_CLASSES = 20; // beyond this the softmax column shows the top ten first
+const MAP_SIZE = 40; // CSS pixels per channel thumbnail
+const MANY_CLASSES = 20;
+const VECTOR_W = 72; // CSS width of a grid of many neurons // beyond this the softmax column shows the top ten first
 // As many maps per column as fit a laptop screen without scrolling the page.
-const CAP = Math.max(4, Math.min(12, Math.floor((window.innerHeight - 360) / (MAP_SIZE + 5))));
+const CAP = Math.max(4, Math.min(12, Math.floor((window.innerHeight - 390) / (MAP_SIZE + 5))));
 
 let run = null; // RunSummary from GET /runs/{id}
 let stats = {}; // layer name -> {min, max, shape}
@@ -115,7 +116,11 @@ function renderMaps(col, layer) {
     more.dataset.testid = "show-all";
     let all = false;
     const label = () => {
-      more.textContent = all ? t("ov.show_fewer") : t("ov.show_all", { n: channels });
+      more.textContent = all ? t("ov.fewer_short") : t("ov.more_short", { n: channels - CAP });
+      const full = all ? t("ov.show_fewer") : t("ov.show_all", { n: channels });
+      more.setAttribute("aria-label", `${layer.name}: ${full}`);
+      more.title = full;
+      more.setAttribute("aria-expanded", String(all));
     };
     label();
     more.addEventListener("click", () => {
@@ -147,8 +152,8 @@ function neuronLayout(n) {
     const rows = Math.min(n, 32);
     return { circles: true, cell: 13, rows, cols: Math.ceil(n / rows), colMajor: true };
   }
-  const cell = Math.max(1, Math.floor(Math.sqrt((96 * 400) / n)));
-  const cols = Math.floor(96 / cell);
+  const cell = Math.max(1, Math.floor(Math.sqrt((VECTOR_W * 400) / n)));
+  const cols = Math.floor(VECTOR_W / cell);
   return { circles: false, cell, rows: Math.ceil(n / cols), cols, colMajor: false };
 }
 
@@ -345,7 +350,7 @@ function observeColumns() {
         }
       }
     },
-    { root: network, rootMargin: "0px 480px 0px 480px" },
+    { root: network, rootMargin: "0px 240px 0px 240px" },
   );
   cols.forEach((c) => io.observe(c));
 }

@@ -1,0 +1,109 @@
+"""Run overview: one column per layer, predictions as the API says, hover, click, lazy load."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from .pages_helpers import api_get, create_run, first_sample, percent_in, stub_layer_pages
+
+
+def _js4(x: float) -> str:
+    """What the page prints for x: String(Number(x.toPrecision(4))) in JavaScript."""
+    v = float(f"{x:.4g}")
+    return str(int(v)) if v.is_integer() else repr(v)
+
+
+def _open_run(page, server_url, model_id: str, dataset: str, label: str | None = None) -> dict:
+    run = create_run(page, server_url, model_id, first_sample(page, server_url, dataset, label))
+    page.goto(f"/runs/{run['run_id']}")
+    return run
+
+
+def test_overview_columns_and_predictions_match_the_api(page, server_url, screenshot) -> None:
+    run = _open_run(page, server_url, "tiny-vgg", "cifar10", "cat")
+    detail = api_get(page, server_url, "/models/tiny-vgg")
+    columns = page.locator('[data-testid="layer"]')
+    expect(columns).to_have_count(len(detail["layers"]))
+    names = [c.get_attribute("data-layer") for c in columns.all()]
+    assert names == [layer["name"] for layer in detail["layers"]]
+
+    # The first columns draw at once, with one shared scale per layer in the PNG URLs.
+    first = page.locator('[data-layer="conv1_1"] .map-btn img').first
+    expect(first).to_have_attribute("src", re.compile(r"/channels/0\.png\?.*vmin=.*vmax="))
+    page.wait_for_load_state("networkidle")
+    screenshot(page, "overview")
+
+    predictions = page.get_by_test_id("prediction")
+    page.locator('[data-layer="softmax"]').scroll_into_view_if_needed()
+    expect(predictions).to_have_count(len(detail["classes"]))
+    top = run["predictions"][0]
+    top_row = page.locator('[data-testid="predictions"] .prob.top')
+    expect(top_row).to_contain_text(top["class"])
+    assert abs(percent_in(top_row.inner_text()) - 100 * top["probability"]) <= 0.051
+    for p in run["predictions"]:
+        row = page.locator(f'[data-testid="prediction"][data-index="{p["index"]}"]')
+        expect(row).to_contain_text(p["class"])
+    expect(page.locator("#verdict")).to_contain_text(top["class"])
+
+
+def test_columns_load_as_they_scroll_into_view_on_a_tablet(new_page, server_url) -> None:
+    page = new_page(viewport={"width": 1024, "height": 768}, has_touch=True)
+    _open_run(page, server_url, "tiny-vgg", "cifar10")
+    expect(page.locator('[data-layer="conv1_1"] .map-btn')).not_to_have_count(0)
+    page.wait_for_load_state("networkidle")
+    # The classifier columns are off screen to the right: nothing fetched or drawn yet.
+    expect(page.locator('[data-layer="fc1"] [data-testid="neurons"]')).to_have_count(0)
+    expect(page.get_by_test_id("prediction")).to_have_count(0)
+    page.get_by_test_id("network").evaluate(
+        "n => { n.style.scrollBehavior = 'auto'; n.scrollLeft = n.scrollWidth; }"
+    )
+    expect(page.locator('[data-layer="fc1"] [data-testid="neurons"]')).to_have_count(1)
+    expect(page.get_by_test_id("prediction")).to_have_count(10)
+
+
+def test_hover_enlarges_a_map_and_click_opens_the_layer(page, server_url) -> None:
+    stub_layer_pages(page)
+    run = _open_run(page, server_url, "tiny-vgg", "cifar10")
+    thumb = page.locator('[data-layer="conv1_2"] .map-btn[data-channel="2"]')
+    thumb.hover()
+    magnifier = page.locator("#magnifier")
+    expect(magnifier).to_be_visible()
+    expect(page.locator("#mag-title")).to_have_text("conv1_2 · channel 2")
+    small = thumb.locator("img").bounding_box()
+    large = page.locator("#mag-img").bounding_box()
+    assert large["width"] >= 4 * small["width"]
+    channel = api_get(page, server_url, f"/runs/{run['run_id']}/layers/conv1_2?channel=2")
+    expected = f"min {_js4(channel['min'])}, max {_js4(channel['max'])}"
+    expect(page.locator("#mag-range")).to_have_text(expected)
+
+    thumb.click()
+    page.wait_for_url(f"**/runs/{run['run_id']}/layers/conv1_2?channel=2")
+
+
+def test_neuron_click_opens_the_vector_layer(page, server_url) -> None:
+    stub_layer_pages(page)
+    run = _open_run(page, server_url, "lenet5", "mnist")
+    canvas = page.locator('[data-layer="fc1"] [data-testid="neurons"]')
+    expect(canvas).to_be_visible()
+    canvas.click(position={"x": 6, "y": 6})  # the first neuron sits top left
+    page.wait_for_url(f"**/runs/{run['run_id']}/layers/fc1?index=0")
+
+
+def test_lenet5_overview_fits_one_screen(page, server_url, screenshot) -> None:
+    _open_run(page, server_url, "lenet5", "mnist")
+    expect(page.get_by_test_id("prediction")).to_have_count(10)
+    page.wait_for_load_state("networkidle")
+    network = page.get_by_test_id("network")
+    widths = network.evaluate("n => [n.scrollWidth, n.clientWidth]")
+    assert widths[0] <= widths[1] + 1, f"LeNet-5 should not need horizontal scrolling: {widths}"
+    screenshot(page, "overview-lenet5")
+
+
+def test_unknown_run_is_a_plain_404_page(page, console) -> None:
+    console.allow(r"status of 404")
+    response = page.goto("/runs/no-such-run")
+    assert response.status == 404
+    expect(page.get_by_test_id("not-found")).to_contain_text("expired")
+    expect(page.get_by_role("link", name=re.compile("home page"))).to_have_attribute("href", "/")
