@@ -488,3 +488,32 @@ def test_output_size_formula(n, f, s, p, d, expected):
     x = np.zeros((1, 1, n, n), np.float32)
     y = ops.conv2d(x, np.zeros((1, 1, f, f), np.float32), None, s, (p // 2, p - p // 2) * 2, d)
     assert y.shape[2:] == (expected, expected)
+
+
+# ------------------------------------------------------------------ numerical stability
+
+
+def test_softmax_family_is_stable_for_huge_scores():
+    logits = np.array([[1000.0, 0.0, -1000.0], [-5e4, -5e4 + 1, -5e4]], np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        p = ops.softmax(logits)
+        logp = ops.log_softmax(logits)
+        loss = ops.cross_entropy(logits, np.array([0, 1]))
+        grad = ops.cross_entropy_backward(logits, np.array([2, 1]))
+    np.testing.assert_allclose(p[0], [1, 0, 0], atol=1e-30)
+    np.testing.assert_allclose(p.sum(axis=1), 1, rtol=1e-6)
+    e = np.e
+    np.testing.assert_allclose(p[1], [1 / (2 + e), e / (2 + e), 1 / (2 + e)], rtol=1e-5)
+    np.testing.assert_allclose(logp[0], [0, -1000, -2000], rtol=1e-6)
+    assert loss == pytest.approx(0.5 * np.log(2 + e) - 0.5, rel=1e-5)  # (0 + (log(2+e) - 1)) / 2
+    assert grad[0, 2] == pytest.approx(-0.5) and grad[0, 0] == pytest.approx(0.5)
+
+
+def test_sigmoid_is_stable_for_huge_inputs():
+    x = np.array([-1000.0, -30.0, 0.0, 30.0, 1000.0], np.float32)
+    with np.errstate(over="raise", invalid="raise"):
+        s = ops.sigmoid(x)
+    assert s.dtype == np.float32
+    exact = np.exp(-np.logaddexp(0, -x.astype(np.float64)))  # 1 / (1 + e^-x), no overflow
+    np.testing.assert_allclose(s, exact, rtol=1e-6, atol=1e-30)
+    assert s[0] == 0 and s[2] == 0.5 and s[4] == 1
