@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -257,7 +257,8 @@ class WorkerPool:
     """A fixed number of threads and a bounded queue in front of them."""
 
     def __init__(self, workers: int, queue_limit: int, retry_after: int = 1) -> None:
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="convscope-worker")
+        self.workers = workers
+        self._executor: ThreadPoolExecutor | None = None  # made on first use, again after shutdown
         self.capacity = workers + queue_limit
         self.retry_after = retry_after
         self._admitted = 0
@@ -272,25 +273,37 @@ class WorkerPool:
         with self._lock:
             self._admitted -= 1
 
-    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    def start(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Schedule fn(*args) on a worker; PoolFull (503) when the queue is full."""
         with self._lock:
             if self._admitted >= self.capacity:
                 raise PoolFull(self.retry_after)
             self._admitted += 1
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.workers, thread_name_prefix="convscope-worker"
+                )
+            executor = self._executor
         try:
-            future = self._executor.submit(fn, *args)
+            future = executor.submit(fn, *args)
         except BaseException:
             self._release(None)
             raise
         future.add_done_callback(self._release)
-        return asyncio.wrap_future(future)
+        return future
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """``start``, as an awaitable of the running event loop."""
+        return asyncio.wrap_future(self.start(fn, *args))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.submit(fn, *args)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the threads (queued jobs are cancelled); a later job starts new ones."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 class RunService:
