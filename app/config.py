@@ -47,6 +47,13 @@ class Settings:
     max_json_values: int = 8_000_000
     # Largest side of a PNG after ?scale=N.
     max_png_side: int = 4096
+    # Classroom mode (app/live.py): classes at once, students per class, the largest
+    # WebSocket message, messages per second per connection, idle time before a class ends.
+    live_max_sessions: int = 100
+    live_max_students: int = 500
+    live_max_message_bytes: int = 16384
+    live_rate: float = 20.0
+    live_idle_seconds: float = 3 * 3600.0
     static_dir: Path = field(default=REPO_DIR / "static")
     templates_dir: Path = field(default=REPO_DIR / "templates")
 
@@ -85,6 +92,9 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be at least 1")
+        live = ("live_max_sessions", "live_max_students", "live_max_message_bytes", "live_rate")
+        if any(getattr(self, name) < 1 for name in live) or self.live_idle_seconds <= 0:
+            raise ValueError(f"settings {', '.join(live)} must be >= 1, live_idle_seconds > 0")
         if self.queue_limit < 0:
             raise ValueError("setting queue_limit must be at least 0")
 

@@ -9,7 +9,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from . import api, pages, playground_pages
+from . import api, live_pages, pages, playground_pages
+from .api import live as live_api
 from .api import playground as playground_api
 from .config import Settings, get_settings
 from .errors import install_error_handlers
@@ -58,5 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(playground_api.router)
     app.include_router(playground_pages.router)
+    app.include_router(live_api.router, prefix="/api/v1")
+    app.include_router(live_pages.router)
     app.mount("/static", StaticFiles(directory=settings.static_dir), name="static")
     return app
