@@ -58,7 +58,7 @@ registerMessages({
     "conv.kernel_cap": "kernel {k} · ch {c}",
     "conv.products_cap": "products",
     "conv.sum_cap": "sum",
-    "conv.sums_title": "Inner product of window and kernel, for each of the {n} input channels",
+    "conv.sums_title": "Inner product of window and kernel, per input channel ({n} in all)",
     "conv.channel_n": "input channel {c}",
     "conv.total_many": "sum of the {n} channel results",
     "conv.bias": "bias",
@@ -66,6 +66,8 @@ registerMessages({
     "conv.out_title": "Output · channel {c} of {n}",
     "conv.lesson":
       "Window × kernel, added up over the {cin} input channels, plus the bias, gives one output value; then the window moves on by the stride ({s}).",
+    "conv.lesson_one":
+      "Window × kernel, added up, plus the bias, gives one output value; then the window moves on by the stride ({s}).",
     "conv.lesson_same":
       "The grey ring of zeros is the padding ({p}): it lets the kernel stand on border pixels, so the output stays {h} × {w}.",
     "conv.lesson_pad": "The grey ring of zeros is the padding ({p}): the output is {h} × {w}.",
@@ -212,7 +214,7 @@ registerMessages({
     "conv.kernel_cap": "卷积核 {k} · 通道 {c}",
     "conv.products_cap": "逐元素乘积",
     "conv.sum_cap": "求和",
-    "conv.sums_title": "窗口与卷积核的内积：{n} 个输入通道各一个",
+    "conv.sums_title": "窗口与卷积核的内积：每个输入通道一个（共 {n} 个）",
     "conv.channel_n": "输入通道 {c}",
     "conv.total_many": "{n} 个通道结果之和",
     "conv.bias": "偏置",
@@ -220,6 +222,7 @@ registerMessages({
     "conv.out_title": "输出 · 通道 {c}（共 {n} 个）",
     "conv.lesson":
       "窗口与卷积核逐元素相乘，在 {cin} 个输入通道上求和，再加上偏置，得到一个输出值；然后窗口按步长（{s}）移动。",
+    "conv.lesson_one": "窗口与卷积核逐元素相乘后求和，再加上偏置，得到一个输出值；然后窗口按步长（{s}）移动。",
     "conv.lesson_same": "灰色的一圈 0 就是填充（{p}）：它让卷积核也能停在边缘像素上，所以输出仍是 {h} × {w}（same 卷积）。",
     "conv.lesson_pad": "灰色的一圈 0 就是填充（{p}）：输出为 {h} × {w}。",
     "conv.lesson_valid": "没有填充（valid 卷积）：{k} 的卷积核必须完全落在输入之内，所以 {hin} × {win} 缩小为 {h} × {w}。",

@@ -221,8 +221,8 @@ export async function createView(ctx) {
     return {
       cellW,
       cellH: Math.round(Math.max(22, Math.min(30, cellW * 0.66))),
-      digits: cellW >= 40 ? 3 : 2,
-      font: cellW >= 46 ? 12 : 11,
+      digits: cellW >= 44 ? 3 : 2,
+      font: Math.max(9, Math.min(12, Math.floor(cellW / 3.7))),
     };
   }
 
@@ -282,7 +282,8 @@ export async function createView(ctx) {
       inCanvas.setAttribute("aria-label", t("conv.input_aria", { c: ci, pos: `${cell.y}, ${cell.x}` }));
       void geom;
     } else {
-      const per = cIn <= 4 ? Math.min(inAvail, 200) : Math.max(60, Math.floor(inAvail / 4) - 8);
+      // two maps per row for a few channels, four for many (the box scrolls)
+      const per = Math.floor((inAvail - 12) / (cIn <= 4 ? 2 : 4)) - 10;
       thumbs.forEach(({ btn, canvas }, c) => {
         btn.classList.toggle("is-current", c === ci);
         btn.setAttribute("aria-pressed", String(c === ci));
@@ -302,7 +303,7 @@ export async function createView(ctx) {
         chSumLabel.textContent = t("conv.sum_cap");
         chSum.textContent = fmt4(ex.channel_sums[ci]);
       } else {
-        const small = { cellW: Math.max(28, sizes.cellW - 10), cellH: Math.max(20, sizes.cellH - 6), digits: 2, font: 10 };
+        const small = { cellW: Math.max(28, sizes.cellW - 10), cellH: Math.max(20, sizes.cellH - 6), digits: 2, font: 9 };
         allRows.forEach((row, c) => {
           row.el.classList.toggle("is-current", c === ci);
           if (!isVisible(row.el, eqAll) && c !== ci) return;
@@ -392,11 +393,16 @@ export async function createView(ctx) {
     render,
     applyTexts,
     layout: drawLegends,
+    urlParams: (cell, state) => ({
+      ...cell,
+      ...(state.inChannel > 0 ? { in: state.inChannel } : {}),
+      ...(state.mode === "all" ? { mode: "all" } : {}),
+    }),
     lesson() {
       const padded = pads.some((v) => v > 0);
       const dilated = dil.some((d) => d !== 1);
       const parts = [
-        t("conv.lesson", { cin: cIn, s: pairText(hp.stride) }),
+        t(cIn === 1 ? "conv.lesson_one" : "conv.lesson", { cin: cIn, s: pairText(hp.stride) }),
         padded
           ? t(hOut === hIn && wOut === wIn ? "conv.lesson_same" : "conv.lesson_pad", { p: pads[0], h: hOut, w: wOut, hin: hIn, win: wIn })
           : t("conv.lesson_valid", { h: hOut, w: wOut, hin: hIn, win: wIn, k: hp.kernel.join(" × ") }),

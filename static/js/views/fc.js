@@ -99,7 +99,8 @@ export async function createView(ctx) {
       g.beginPath();
       g.arc(x, y, ngeom.r, 0, 2 * Math.PI);
       if (lit) {
-        const a = Math.max(0, Math.min(1, values[i] / vmax));
+        // square root: small activations still visibly glow, the largest one is full yellow
+        const a = Math.sqrt(Math.max(0, Math.min(1, values[i] / vmax)));
         const rgb = DARK.map((d, k) => Math.round(d + (LIT[k] - d) * a));
         g.fillStyle = `rgb(${rgb.join(",")})`;
         g.fill();
