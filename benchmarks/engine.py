@@ -29,7 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from engine import ops, zoo  # noqa: E402
-from engine.train import logits_layer  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:
@@ -89,7 +88,7 @@ def train_step_seconds(repeats: int, batch: int = 128) -> float:
     rng = np.random.default_rng(2)
     x = rng.standard_normal((batch, 3, 32, 32), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
-    scores_layer = logits_layer(model)
+    scores_layer = model.logits_layer
 
     def step():
         trace = model.forward(x, training=True, until=scores_layer)

@@ -42,8 +42,13 @@ class InputSpec:
         return (self.channels, self.height, self.width)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"channels": self.channels, "height": self.height, "width": self.width,
-                "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "channels": self.channels,
+            "height": self.height,
+            "width": self.width,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Trace:
 
     input: np.ndarray
     outputs: dict[str, np.ndarray]
+    logits_layer: str | None = None  # the layer whose output is the class scores
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name == "input":
@@ -63,10 +69,8 @@ class Trace:
 
     @property
     def logits(self) -> np.ndarray:
-        """The output of the last layer that is not a softmax."""
-        names = list(self.outputs)
-        last = names[-1]
-        return self.outputs[names[-2]] if last == "softmax" and len(names) > 1 else self.outputs[last]
+        """The class scores (the output of the model's ``logits_layer``)."""
+        return self.outputs[self.logits_layer] if self.logits_layer else self.output
 
     @property
     def output(self) -> np.ndarray:
@@ -148,6 +152,14 @@ class Sequential:
         return result
 
     @property
+    def logits_layer(self) -> str:
+        """The layer whose output is the class scores: the last one, or the one before a
+        final softmax (training, Grad-CAM and the API's predictions start from it)."""
+        if self.layers[-1].kind == "softmax" and len(self.layers) > 1:
+            return self.layers[-2].name
+        return self.layers[-1].name
+
+    @property
     def param_count(self) -> int:
         return sum(layer.param_count for layer in self.layers)
 
@@ -159,11 +171,21 @@ class Sequential:
         """A printable table: layer, kind, output shape, params, MACs; then the totals."""
         rows = [("layer", "kind", "output (C, H, W)", "params", "MACs")]
         for info in self.describe():
-            rows.append((info["name"], info["kind"], " x ".join(map(str, info["output_shape"])),
-                         f"{info['params']:,}", f"{info['macs']:,}"))
+            rows.append(
+                (
+                    info["name"],
+                    info["kind"],
+                    " x ".join(map(str, info["output_shape"])),
+                    f"{info['params']:,}",
+                    f"{info['macs']:,}",
+                )
+            )
         rows.append(("total", "", "", f"{self.param_count:,}", f"{self.macs:,}"))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+        return "\n".join(
+            "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+            for r in rows
+        )
 
     # --- parameters -----------------------------------------------------------------
     def init(self, seed: int = 0) -> Sequential:
@@ -218,7 +240,7 @@ class Sequential:
             outputs[layer.name] = h
             if layer.name == until:
                 break
-        return Trace(input=x, outputs=outputs)
+        return Trace(input=x, outputs=outputs, logits_layer=self.logits_layer)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class scores of the last layer for a batch, keeping nothing else."""
@@ -227,7 +249,9 @@ class Sequential:
             h = layer.forward(h)
         return h
 
-    def backward(self, dy: np.ndarray, from_layer: str | None = None, input_grad: bool = True) -> np.ndarray | None:
+    def backward(
+        self, dy: np.ndarray, from_layer: str | None = None, input_grad: bool = True
+    ) -> np.ndarray | None:
         """Backpropagate dL/d(output of ``from_layer``, default the last layer) to the input,
         filling every earlier layer's grads. Needs a forward pass with training=True.
         Returns dL/dinput, or None when ``input_grad`` is False (training skips it)."""
@@ -236,7 +260,9 @@ class Sequential:
             dy = self.layers[i].backward(dy, input_grad=input_grad or i > 0)
         return dy
 
-    def explain(self, trace: Trace, layer_name: str, cell: Sequence[int], image: int = 0) -> dict[str, Any]:
+    def explain(
+        self, trace: Trace, layer_name: str, cell: Sequence[int], image: int = 0
+    ) -> dict[str, Any]:
         """The arithmetic of one output cell of one layer, from the arrays in ``trace``."""
         layer = self.layer(layer_name)
         x = trace[self.input_of(layer_name)][image]
@@ -267,11 +293,15 @@ class Sequential:
     def from_architecture(cls, arch: dict[str, Any], source: str = "architecture") -> Sequential:
         version = arch.get("format_version")
         if version != FORMAT_VERSION:
-            raise ModelFileError(f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION})")
+            raise ModelFileError(
+                f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION})"
+            )
         try:
             spec = InputSpec(**arch["input"])
             layers = [layer_from_config(c) for c in arch["layers"]]
-            return cls(layers, spec, arch.get("name", "model"), arch.get("classes"), arch.get("meta"))
+            return cls(
+                layers, spec, arch.get("name", "model"), arch.get("classes"), arch.get("meta")
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{source}: invalid architecture: {exc}") from exc
 

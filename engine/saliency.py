@@ -30,7 +30,6 @@ __all__ = [
     "InputGradient",
     "grad_cam",
     "input_gradient",
-    "logits_layer",
     "last_conv_layer",
     "resize_bilinear",
 ]
@@ -54,14 +53,6 @@ class InputGradient:
     class_index: int
     gradient: np.ndarray
     saliency: np.ndarray
-
-
-def logits_layer(model: Sequential) -> str:
-    """The layer whose output is the class scores: the last layer that is not a softmax."""
-    names = [layer.name for layer in model.layers]
-    if model.layers[-1].kind == "softmax" and len(names) > 1:
-        return names[-2]
-    return names[-1]
 
 
 def last_conv_layer(model: Sequential) -> str:
@@ -118,9 +109,9 @@ def grad_cam(
             f"Grad-CAM needs a layer with (C, H, W) maps; {layer} has shape {maps.shape[1:]}"
         )
     start = model.index(layer) + 1
-    stop = model.index(logits_layer(model))
+    stop = model.index(model.logits_layer)
     if start > stop:
-        raise ValueError(f"layer {layer} comes after the class scores ({logits_layer(model)})")
+        raise ValueError(f"layer {layer} comes after the class scores ({model.logits_layer})")
     grads = _backprop_score(model, start, stop, maps, class_index)[0]
     weights = grads.mean(axis=(1, 2))
     raw = np.maximum(np.tensordot(weights, maps[0], axes=1), 0.0).astype(np.float32)
@@ -132,7 +123,7 @@ def input_gradient(
     model: Sequential, trace: Trace, class_index: int, image: int = 0
 ) -> InputGradient:
     """Gradient of the class score with respect to the (normalised) input image."""
-    stop = model.index(logits_layer(model))
+    stop = model.index(model.logits_layer)
     x = trace.input[image : image + 1]
     gradient = _backprop_score(model, 0, stop, x, class_index)[0].astype(np.float32)
     return InputGradient(class_index, gradient, np.abs(gradient).max(axis=0))

@@ -134,17 +134,11 @@ def learning_rate(config: TrainConfig, progress: float) -> float:
     )
 
 
-def logits_layer(model: Sequential) -> str:
-    """The layer whose output is the class scores (the one before a final softmax)."""
-    names = [layer.name for layer in model.layers]
-    return names[-2] if model.layers[-1].kind == "softmax" else names[-1]
-
-
 def evaluate(model: Sequential, data: Dataset, batch_size: int = 500) -> dict[str, Any]:
     """Top-1 accuracy, per-class accuracy and the confusion matrix (rows: true class)."""
     k = len(model.classes) or int(data.labels.max()) + 1
     confusion = np.zeros((k, k), dtype=np.int64)
-    scores_layer = logits_layer(model)
+    scores_layer = model.logits_layer
     for start in range(0, len(data), batch_size):
         x = to_input(data.images[start : start + batch_size], model)
         scores = model.forward(x, until=scores_layer)[scores_layer]
@@ -229,7 +223,7 @@ def train(
     if resume and checkpoint.exists():
         history = load_checkpoint(checkpoint, model, optimizer)
         out.write(f"resumed from {checkpoint} after epoch {len(history)}\n")
-    scores_layer = logits_layer(model)
+    scores_layer = model.logits_layer
     n = len(train_data)
     batches = n // config.batch_size  # drop the last partial batch: equal-sized steps
     for epoch in range(len(history) + 1, config.epochs + 1):

@@ -211,3 +211,14 @@ def test_missing_or_broken_files(tmp_path):
     json_path.write_text(json.dumps({"format_version": FORMAT_VERSION, "input": {"channels": 1}}))
     with pytest.raises(ModelFileError, match="invalid architecture"):
         Sequential.load(json_path, weights=False)
+
+
+def test_logits_layer_is_found_by_kind_not_by_name():
+    layers = [Flatten("flat"), Linear("scores", 4, 3), Softmax("probabilities")]
+    model = Sequential(layers, InputSpec(1, 2, 2), "renamed")
+    model.init(0)
+    assert model.logits_layer == "scores"
+    trace = model.forward(np.ones((1, 1, 2, 2), np.float32))
+    np.testing.assert_array_equal(trace.logits, trace["scores"])
+    without_softmax = Sequential(layers[:2], InputSpec(1, 2, 2), "no-softmax")
+    assert without_softmax.logits_layer == "scores"

@@ -9,7 +9,7 @@ import pytest
 
 from engine.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Softmax
 from engine.model import InputSpec, Sequential
-from engine.saliency import grad_cam, input_gradient, last_conv_layer, logits_layer, resize_bilinear
+from engine.saliency import grad_cam, input_gradient, last_conv_layer, resize_bilinear
 
 
 def small_model() -> Sequential:
@@ -34,7 +34,7 @@ def small_model() -> Sequential:
 def scores_from(model: Sequential, layer: str, maps: np.ndarray) -> np.ndarray:
     """Class scores (logits) computed from ``layer``'s maps, in float64."""
     h = maps
-    for item in model.layers[model.index(layer) + 1 : model.index(logits_layer(model)) + 1]:
+    for item in model.layers[model.index(layer) + 1 : model.index(model.logits_layer) + 1]:
         h = item.forward(h)
     return h
 
@@ -49,7 +49,7 @@ def model_and_trace():
 def test_default_layers(model_and_trace):
     model, _ = model_and_trace
     assert last_conv_layer(model) == "conv2"
-    assert logits_layer(model) == "fc"
+    assert model.logits_layer == "fc"
 
 
 @pytest.mark.parametrize("class_index", [0, 3])
@@ -118,7 +118,7 @@ def test_input_gradient_matches_finite_differences(model_and_trace):
 
 def _scores_from_input(model: Sequential, x: np.ndarray) -> np.ndarray:
     h = x
-    for item in model.layers[: model.index(logits_layer(model)) + 1]:
+    for item in model.layers[: model.index(model.logits_layer) + 1]:
         h = item.forward(h)
     return h
 
