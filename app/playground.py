@@ -522,6 +522,7 @@ def run_transposed(req: TransposedRequest) -> dict[str, Any]:
         "inserted": grid_payload(parts["inserted"]),
         "intermediate": grid_payload(parts["intermediate"]),
         "edges": list(parts["edges"]),
+        "kinds": parts["kinds"].tolist(),
         "kernels": grid_payload(plan.kernels),
         "flipped": grid_payload(parts["kernel"]),
         "biases": plan.biases.astype(np.float64).tolist(),

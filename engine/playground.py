@@ -129,7 +129,8 @@ def transposed_as_conv(
     ``inserted`` (C_in, (H - 1)s + 1, (W - 1)s + 1): the input with s - 1 zeros between cells;
     ``intermediate``: ``inserted`` padded by d(f - 1) - p zeros (plus output_padding at the
     bottom and right); ``edges`` (top, bottom, left, right); ``kernel`` (C_out, C_in, kH, kW):
-    each kernel flipped by 180 degrees and laid out as an ordinary convolution's weights.
+    each kernel flipped by 180 degrees and laid out as an ordinary convolution's weights;
+    ``kinds`` (rows, cols) of the intermediate: 0 an input cell, 1 an inserted zero, 2 padding.
     A stride-1, dilation-d convolution of ``intermediate`` with ``kernel`` equals
     ``ops.conv_transpose2d`` (the tests check it).
     """
@@ -140,7 +141,17 @@ def transposed_as_conv(
     edges = _edges((kh, kw), padding, output_padding, dilation)
     intermediate = np.pad(inserted, ((0, 0), edges[:2], edges[2:]))
     kernel = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), dtype=np.float64)
-    return {"inserted": inserted, "intermediate": intermediate, "edges": edges, "kernel": kernel}
+    kinds = np.full(intermediate.shape[1:], 2, dtype=np.int8)  # 2: padding
+    inner = kinds[edges[0] : edges[0] + inserted.shape[1], edges[2] : edges[2] + inserted.shape[2]]
+    inner[...] = 1  # 1: an inserted zero
+    inner[::stride, ::stride] = 0  # 0: an input cell
+    return {
+        "inserted": inserted,
+        "intermediate": intermediate,
+        "edges": edges,
+        "kernel": kernel,
+        "kinds": kinds,
+    }
 
 
 def explain_transposed_cell(

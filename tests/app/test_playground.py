@@ -428,6 +428,12 @@ def test_transposed_intermediate_and_contributions_against_the_loop(client, s, p
     assert inserted.sum() == x.sum()
     edge = d * (f - 1) - p
     assert result["edges"] == [edge, edge + op, edge, edge + op]
+    kinds = np.array(result["kinds"])  # 0 input cell, 1 inserted zero, 2 padding
+    assert kinds.shape == np.array(result["intermediate"]["data"]).shape[1:]
+    assert (kinds == 0).sum() == 3 * 4 and (kinds == 1).sum() == inserted[0].size - 3 * 4
+    rows = kinds.shape[0]
+    assert (kinds[:edge] == 2).all() and (kinds[rows - edge - op :] == 2).all()
+    assert (kinds[edge : rows - edge - op, edge : kinds.shape[1] - edge - op] < 2).all()
     # The loop's scatter: which input cells and taps land on each output cell.
     for cell in result["cells"]:
         o, oy, ox = cell["cell"]
