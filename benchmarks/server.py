@@ -1,0 +1,373 @@
+"""Server benchmark: uvicorn on loopback, N concurrent clients, latency, errors, memory.
+
+    python benchmarks/server.py --quick            # about a minute
+    python benchmarks/server.py                    # the full run (longer levels, VGG-16 over HTTP)
+    python benchmarks/server.py --soak 600         # add a 10-minute soak of repeated uploads
+
+Measures, for tiny-vgg and a 640x480 JPEG (each upload made unique by a JPEG comment, so
+every request is a real decode + forward pass, not a cache hit): runs/s, p50/p95/p99
+latency and errors at 1, 8, 32 and 128 concurrent clients, and the server's peak RSS
+(VmHWM of the uvicorn process). Then: latency of a layer fetch and an explain call, the
+bytes a page needs for a full tiny-vgg overview, and VGG-16 conv1_1 (3.2 million values)
+as JSON floats vs f16, serialised in-process and fetched from the server.
+
+The clients run in this process on the same machine as the server: on 2 cores they take
+CPU from it, so read the numbers as a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+API = "/api/v1"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def photo_jpeg(width: int = 640, height: int = 480, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray((rng.random((12, 16, 3)) * 255).astype(np.uint8))
+    image = small.resize((width, height), Image.Resampling.BICUBIC)
+    noise = rng.normal(0, 6, (height, width, 3))
+    image = Image.fromarray(np.clip(np.asarray(image) + noise, 0, 255).astype(np.uint8))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def unique_jpeg(base: bytes, counter: int) -> bytes:
+    """The same picture with a JPEG comment (COM segment) holding a counter: new bytes,
+    the same decoding work."""
+    payload = f"convscope benchmark {counter}".encode()
+    return base[:2] + b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload + base[2:]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+class Server:
+    """uvicorn running create_app() in a subprocess on a free loopback port."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **env}
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=REPO,
+            env=full_env,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{self.url}{API}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the server did not start within 60 s")
+
+    def memory(self) -> dict[str, int]:
+        return memory_kb(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+async def load_level(
+    url: str, base: bytes, clients: int, seconds: float, counter: list[int], unique: bool = True
+) -> dict:
+    """``clients`` clients each posting runs back to back for ``seconds``."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
+        stop_at = time.perf_counter() + seconds
+
+        async def client() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                counter[0] += 1
+                data = unique_jpeg(base, counter[0]) if unique else base
+                started = time.perf_counter()
+                try:
+                    response = await http.post(
+                        f"{API}/models/tiny-vgg/runs",
+                        files={"image": ("photo.jpg", data, "image/jpeg")},
+                    )
+                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                    if response.status_code == 201:
+                        latencies.append(time.perf_counter() - started)
+                    else:
+                        errors += 1
+                        if response.status_code == 503:  # as a polite client would
+                            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                except httpx.HTTPError:
+                    errors += 1
+                    statuses[0] = statuses.get(0, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "runs": len(latencies),
+        "runs_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+        "p95_ms": round(percentile(latencies, 95) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
+        "errors": errors,
+        "statuses": statuses,
+    }
+
+
+def timed_gets(http: httpx.Client, path: str, repeat: int) -> dict:
+    times, size = [], 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = http.get(path)
+        times.append(time.perf_counter() - started)
+        assert response.status_code == 200, (path, response.status_code, response.text[:200])
+        size = len(response.content)
+    return {
+        "path": path,
+        "p50_ms": round(percentile(times, 50) * 1000, 2),
+        "p95_ms": round(percentile(times, 95) * 1000, 2),
+        "bytes": size,
+    }
+
+
+def overview_bytes(http: httpx.Client, run: dict) -> dict:
+    """What a page fetches to show every channel of every layer of a tiny-vgg run."""
+    summary = http.get(f"{API}/runs/{run['run_id']}")
+    detail = http.get(f"{API}/models/tiny-vgg")
+    channel_pngs = atlases = 0
+    count = 0
+    for layer in run["layers"]:
+        if len(layer["shape"]) != 3:
+            continue
+        for c in range(layer["shape"][0]):
+            channel_pngs += len(
+                http.get(
+                    f"{API}/runs/{run['run_id']}/layers/{layer['name']}/channels/{c}.png"
+                ).content
+            )
+            count += 1
+        atlases += len(
+            http.get(f"{API}/runs/{run['run_id']}/layers/{layer['name']}/channels.png").content
+        )
+    input_png = len(http.get(run["input"]["image_url"]).content)
+    return {
+        "channel_pngs": count,
+        "channel_png_bytes": channel_pngs,
+        "atlas_png_bytes": atlases,
+        "summary_json_bytes": len(summary.content),
+        "model_json_bytes": len(detail.content),
+        "input_png_bytes": input_png,
+        "total_with_channel_pngs": channel_pngs + len(summary.content) + input_png,
+        "total_with_atlases": atlases + len(summary.content) + input_png,
+    }
+
+
+def serialisation_in_process(repeat: int) -> dict:
+    from app.serialize import dumps, encode_tensor
+
+    values = np.random.default_rng(0).normal(size=(64, 224, 224)).astype(np.float32)
+    result = {"values": int(values.size)}
+    for encoding in ("json", "f16"):
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            body = dumps({"data": encode_tensor(values, encoding)})
+            times.append(time.perf_counter() - started)
+        result[f"{encoding}_ms"] = round(min(times) * 1000, 1)
+        result[f"{encoding}_mb"] = round(len(body) / 1e6, 2)
+    return result
+
+
+def vgg16_over_http(url: str, base: bytes, repeat: int) -> dict:
+    with httpx.Client(base_url=url, timeout=300) as http:
+        started = time.perf_counter()
+        run = http.post(f"{API}/models/vgg16/runs", files={"image": ("p.jpg", base, "image/jpeg")})
+        first = time.perf_counter() - started
+        assert run.status_code == 201, run.text[:300]
+        run_id = run.json()["run_id"]
+        started = time.perf_counter()
+        http.post(
+            f"{API}/models/vgg16/runs",
+            files={"image": ("p.jpg", unique_jpeg(base, -1), "image/jpeg")},
+        )
+        second = time.perf_counter() - started
+        out = {"first_run_s (loads the model)": round(first, 2), "run_s": round(second, 2)}
+        for encoding in ("json", "f16"):
+            stats = timed_gets(
+                http, f"{API}/runs/{run_id}/layers/conv1_1?encoding={encoding}", repeat
+            )
+            out[f"conv1_1_{encoding}_p50_ms"] = stats["p50_ms"]
+            out[f"conv1_1_{encoding}_mb"] = round(stats["bytes"] / 1e6, 2)
+    return out
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short levels, no VGG-16 over HTTP")
+    parser.add_argument("--seconds", type=float, help="seconds per concurrency level")
+    parser.add_argument("--levels", default="1,8,32,128")
+    parser.add_argument(
+        "--soak", type=float, default=0, help="seconds of repeated uploads, RSS sampled"
+    )
+    parser.add_argument(
+        "--vgg16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run VGG-16 on the server (default: on in the full run)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (4.0 if args.quick else 15.0)
+    repeat = 30 if args.quick else 200
+    use_vgg = (not args.quick) if args.vgg16 is None else args.vgg16
+    levels = [int(n) for n in args.levels.split(",")]
+
+    models = "tiny-vgg,lenet5" + (",vgg16" if use_vgg else "")
+    server = Server({"CONVSCOPE_MODELS": models, "CONVSCOPE_PRELOAD": "tiny-vgg,lenet5"})
+    results: dict = {
+        "command": " ".join(["python", "benchmarks/server.py", *(argv or sys.argv[1:])]),
+        "cpus": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+    }
+    try:
+        base = photo_jpeg()
+        results["jpeg_bytes"] = len(base)
+        results["rss_idle_kb"] = server.memory()["VmRSS"]
+        counter = [0]
+        asyncio.run(load_level(server.url, base, 4, 1.0, counter))  # warm-up
+        results["levels"] = []
+        for clients in levels:
+            level = asyncio.run(load_level(server.url, base, clients, seconds, counter))
+            level["server_hwm_mb"] = round(server.memory()["VmHWM"] / 1024, 1)
+            results["levels"].append(level)
+            print(json.dumps(level), flush=True)
+        repeated = asyncio.run(load_level(server.url, base, 32, seconds, counter, unique=False))
+        results["repeated_upload_32_clients"] = repeated
+        print("repeated", json.dumps(repeated), flush=True)
+
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            run = http.post(
+                f"{API}/models/tiny-vgg/runs", files={"image": ("p.jpg", base, "image/jpeg")}
+            ).json()
+            rid = run["run_id"]
+            results["fetch"] = [
+                timed_gets(http, f"{API}/runs/{rid}/layers/conv1_1", repeat),
+                timed_gets(http, f"{API}/runs/{rid}/layers/conv1_1?encoding=f16", repeat),
+                timed_gets(http, f"{API}/runs/{rid}/layers/conv2_1?channel=0", repeat),
+                timed_gets(
+                    http, f"{API}/runs/{rid}/layers/conv2_1/explain?channel=3&y=4&x=5", repeat
+                ),
+                timed_gets(http, f"{API}/runs/{rid}/layers/fc1/explain?index=7", repeat),
+                timed_gets(http, f"{API}/runs/{rid}/layers/conv1_1/channels/0.png", repeat),
+                timed_gets(http, f"{API}/runs/{rid}/layers/conv2_1/channels.png", repeat),
+                timed_gets(http, f"{API}/runs/{rid}/saliency", repeat),
+            ]
+            for row in results["fetch"]:
+                print(json.dumps(row), flush=True)
+            results["overview"] = overview_bytes(http, run)
+            print(json.dumps(results["overview"]), flush=True)
+
+        results["serialisation_in_process"] = serialisation_in_process(3 if args.quick else 5)
+        print(json.dumps(results["serialisation_in_process"]), flush=True)
+        if use_vgg:
+            results["vgg16_http"] = vgg16_over_http(server.url, base, 3 if args.quick else 5)
+            print(json.dumps(results["vgg16_http"]), flush=True)
+
+        if args.soak > 0:
+            samples = []
+            started = time.time()
+            while time.time() - started < args.soak:
+                asyncio.run(load_level(server.url, base, 8, min(30.0, args.soak), counter))
+                samples.append(
+                    (round(time.time() - started), round(server.memory()["VmRSS"] / 1024, 1))
+                )
+                print("soak", samples[-1], flush=True)
+            results["soak_rss_mb"] = samples
+        results["server_peak_rss_mb"] = round(server.memory()["VmHWM"] / 1024, 1)
+        results["server_rss_end_mb"] = round(server.memory()["VmRSS"] / 1024, 1)
+        results["load_average_after"] = os.getloadavg()
+    finally:
+        server.stop()
+    print(
+        json.dumps(
+            {
+                k: results[k]
+                for k in ("server_peak_rss_mb", "server_rss_end_mb", "load_average_after")
+            }
+        )
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
