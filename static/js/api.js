@@ -135,6 +135,12 @@ export function channelPngUrl(runId, layer, c, { cmap, scale, vmin, vmax } = {})
   return `${BASE}/runs/${enc(runId)}/layers/${enc(layer)}/channels/${c}.png${query({ cmap, scale, vmin, vmax })}`;
 }
 
+/** URL of every channel of a layer in one PNG: tiles of H x W, `cols` per row, channel c at
+ * row floor(c / cols), column c % cols. */
+export function channelsAtlasUrl(runId, layer, { cols, cmap, scale, vmin, vmax } = {}) {
+  return `${BASE}/runs/${enc(runId)}/layers/${enc(layer)}/channels.png${query({ cols, cmap, scale, vmin, vmax })}`;
+}
+
 /** URL of the input image as the model saw it. */
 export function inputPngUrl(runId, scale) {
   return `${BASE}/runs/${enc(runId)}/input.png${query({ scale })}`;

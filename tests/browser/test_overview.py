@@ -29,9 +29,16 @@ def test_overview_columns_and_predictions_match_the_api(page, server_url, screen
     names = [c.get_attribute("data-layer") for c in columns.all()]
     assert names == [layer["name"] for layer in detail["layers"]]
 
-    # The first columns draw at once, with one shared scale per layer in the PNG URLs.
-    first = page.locator('[data-layer="conv1_1"] .map-btn img').first
-    expect(first).to_have_attribute("src", re.compile(r"/channels/0\.png\?.*vmin=.*vmax="))
+    # The first columns draw at once from one atlas PNG per layer, whose URL fixes the
+    # layer's shared colour range (symmetric for the signed conv1_1 output).
+    conv = next(layer for layer in run["layers"] if layer["name"] == "conv1_1")
+    m = max(abs(conv["min"]), abs(conv["max"]))
+    tile = page.locator('[data-layer="conv1_1"] .map-btn .tile').first
+    expect(tile).to_have_attribute("style", re.compile(r"/layers/conv1_1/channels\.png\?cols="))
+    style = tile.get_attribute("style")
+    vmin = float(re.search(r"vmin=([-0-9.e]+)", style).group(1))
+    vmax = float(re.search(r"vmax=([-0-9.e]+)", style).group(1))
+    assert vmin == -vmax and abs(vmax - m) <= 1e-6 * m
     page.wait_for_load_state("networkidle")
     screenshot(page, "overview")
 
@@ -71,8 +78,8 @@ def test_hover_enlarges_a_map_and_click_opens_the_layer(page, server_url) -> Non
     magnifier = page.locator("#magnifier")
     expect(magnifier).to_be_visible()
     expect(page.locator("#mag-title")).to_have_text("conv1_2 · channel 2")
-    small = thumb.locator("img").bounding_box()
-    large = page.locator("#mag-img").bounding_box()
+    small = thumb.locator(".tile").bounding_box()
+    large = page.locator("#mag-pic > *").bounding_box()
     assert large["width"] >= 4 * small["width"]
     channel = api_get(page, server_url, f"/runs/{run['run_id']}/layers/conv1_2?channel=2")
     expected = f"min {_js4(channel['min'])}, max {_js4(channel['max'])}"
@@ -80,6 +87,28 @@ def test_hover_enlarges_a_map_and_click_opens_the_layer(page, server_url) -> Non
 
     thumb.click()
     page.wait_for_url(f"**/runs/{run['run_id']}/layers/conv1_2?channel=2")
+
+
+def test_keyboard_reaches_maps_and_opens_one(page, server_url) -> None:
+    stub_layer_pages(page)
+    run = _open_run(page, server_url, "lenet5", "mnist")
+    first = page.locator('[data-layer="conv1"] .map-btn').first
+    expect(first).to_be_visible()
+    # One Tab stop per column: Tab from the column's heading link lands on its first map.
+    page.locator('[data-layer="conv1"] header a').focus()
+    page.keyboard.press("Tab")
+    expect(first).to_be_focused()
+    expect(page.locator("#where")).to_contain_text("conv1 (convolution): 6 kernels of size 5×5×1")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    focused = page.locator('[data-layer="conv1"] .map-btn[data-channel="2"]')
+    expect(focused).to_be_focused()
+    expect(focused).to_have_attribute("aria-label", "conv1, channel 2: open the layer view")
+    expect(page.locator("#magnifier")).to_be_visible()
+    page.keyboard.press("ArrowRight")
+    expect(page.locator('[data-layer="relu1"] .map-btn').first).to_be_focused()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/runs/{run['run_id']}/layers/relu1?channel=0")
 
 
 def test_neuron_click_opens_the_vector_layer(page, server_url) -> None:

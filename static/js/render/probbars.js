@@ -20,6 +20,9 @@ export function renderProbBars(list, predictions, opts = {}) {
     order === "index" ? a.index - b.index : b.probability - a.probability,
   );
   list.replaceChildren();
+  // Room for the longest label: digits need little, "automobile" more; capped for ImageNet.
+  const longest = Math.max(...rows.slice(0, limit).map((p) => label(p.class).length));
+  list.style.setProperty("--label-w", `${Math.min(9.5, Math.max(1.2, 0.62 * longest + 0.3))}em`);
   for (const p of rows.slice(0, limit)) {
     const li = document.createElement("li");
     li.className = "prob" + (p === top ? " top" : "");
@@ -30,7 +33,7 @@ export function renderProbBars(list, predictions, opts = {}) {
     const name = document.createElement("span");
     name.className = "label";
     name.textContent = label(p.class);
-    if (label(p.class) !== p.class) name.title = p.class;
+    name.title = p.class; // the full name when the column is too narrow for it
     const bar = document.createElement("span");
     bar.className = "bar";
     bar.setAttribute("aria-hidden", "true");

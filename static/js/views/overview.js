@@ -2,6 +2,7 @@
 // Columns render when they scroll into view; every number comes from the API.
 import {
   channelPngUrl,
+  channelsAtlasUrl,
   getLayer,
   getRun,
   inputPngUrl,
@@ -23,7 +24,11 @@ const magnifier = document.getElementById("magnifier");
 
 const MAP_SIZE = 40; // CSS pixels per channel thumbnail
 const MANY_CLASSES = 20;
-const VECTOR_W = 72; // CSS width of a grid of many neurons // beyond this the softmax column shows the top ten first
+const VECTOR_W = 72; // CSS width of a grid of many neurons
+// Layers up to this many values come as one atlas PNG (one request for every channel);
+// bigger ones (VGG-16's first four blocks) as one PNG per channel shown.
+const ATLAS_MAX = 262_144;
+const MAGNIFIED = 196; // CSS pixels of a map under the pointer // beyond this the softmax column shows the top ten first
 // As many maps per column as fit a laptop screen without scrolling the page.
 const CAP = Math.max(4, Math.min(12, Math.floor((window.innerHeight - 390) / (MAP_SIZE + 5))));
 
@@ -74,37 +79,78 @@ function showWhere(name) {
 }
 
 // ---- map columns (conv, relu, pool: C × H × W) ----
-function mapLink(layer, c, scale, h) {
+/**
+ * How one channel is drawn: {kind: "img", src} for per-channel PNGs, or {kind: "tile", src,
+ * cols, rows, col, row} for a tile of the layer's atlas (shown as a CSS sprite).
+ */
+function channelPicture(layer, c, scale) {
+  const [channels, h, w] = stats[layer].shape;
+  if (channels * h * w > ATLAS_MAX) return { kind: "img", src: channelPngUrl(runId, layer, c, scale), h };
+  const cols = Math.ceil(Math.sqrt(channels));
+  return {
+    kind: "tile",
+    src: channelsAtlasUrl(runId, layer, { cols, ...scale }),
+    cols,
+    rows: Math.ceil(channels / cols),
+    col: c % cols,
+    row: Math.floor(c / cols),
+    h,
+  };
+}
+
+/** An element showing one channel at `size` CSS pixels. */
+function pictureElement(pic, size) {
+  if (pic.kind === "img") {
+    const img = document.createElement("img");
+    img.alt = "";
+    img.width = size;
+    img.height = size;
+    img.decoding = "async";
+    img.loading = "lazy"; // "show all" on a 512-channel layer fetches only what is seen
+    img.src = pic.src;
+    // Upscaled small maps stay crisp; large maps (VGG-16) are shrunk smoothly.
+    if (pic.h > size) img.style.imageRendering = "auto";
+    return img;
+  }
+  const tile = document.createElement("span");
+  tile.className = "tile";
+  setTile(tile, pic, size);
+  return tile;
+}
+
+function setTile(el, pic, size) {
+  el.style.width = `${size}px`;
+  el.style.height = `${size}px`;
+  el.style.backgroundImage = `url("${pic.src}")`;
+  el.style.backgroundSize = `${pic.cols * size}px ${pic.rows * size}px`;
+  el.style.backgroundPosition = `${-pic.col * size}px ${-pic.row * size}px`;
+  el.style.imageRendering = pic.h > size ? "auto" : "pixelated";
+}
+
+function mapLink(layer, c, scale) {
   const a = document.createElement("a");
   a.className = "map-btn";
   a.href = layerUrl(layer.name, `?channel=${c}`);
   a.dataset.channel = String(c);
   a.tabIndex = -1;
   a.setAttribute("aria-label", t("ov.map_label", { layer: layer.name, c }));
-  const img = document.createElement("img");
-  img.alt = "";
-  img.width = MAP_SIZE;
-  img.height = MAP_SIZE;
-  img.decoding = "async";
-  img.src = channelPngUrl(runId, layer.name, c, scale);
-  // Upscaled small maps stay crisp; large maps (VGG-16) are shrunk smoothly.
-  if (h > MAP_SIZE) img.style.imageRendering = "auto";
   const label = document.createElement("span");
   label.className = "ch";
   label.textContent = String(c);
   label.setAttribute("aria-hidden", "true");
-  a.append(img, label);
+  a.pic = channelPicture(layer.name, c, scale);
+  a.append(pictureElement(a.pic, MAP_SIZE), label);
   return a;
 }
 
 function renderMaps(col, layer) {
   const maps = col.querySelector(".maps");
-  const [channels, h] = stats[layer.name].shape;
+  const channels = stats[layer.name].shape[0];
   const scale = scaleOf(layer.name);
   const fill = (count) => {
     maps.replaceChildren();
     maps.classList.toggle("two-cols", count > CAP);
-    for (let c = 0; c < count; c++) maps.append(mapLink(layer, c, scale, h));
+    for (let c = 0; c < count; c++) maps.append(mapLink(layer, c, scale));
     const first = maps.querySelector(".map-btn");
     if (first) first.tabIndex = 0;
   };
@@ -285,6 +331,7 @@ function renderSoftmax(col) {
   list.setAttribute("aria-label", t("ov.predictions_label"));
   maps.replaceChildren(list);
   const many = run.predictions.length > MANY_CLASSES;
+  col.classList.toggle("many", many);
   let all = false;
   const draw = () =>
     renderProbBars(list, run.predictions, {
@@ -374,12 +421,8 @@ function renderInput() {
       a.tabIndex = -1;
       a.setAttribute("aria-label", t(names[c]));
       a.dataset.i18nAttr = `aria-label:${names[c]}`;
-      const ch = document.createElement("img");
-      ch.alt = "";
-      ch.width = MAP_SIZE;
-      ch.height = MAP_SIZE;
-      ch.src = channelPngUrl(runId, "input", c, {});
-      if (h > MAP_SIZE) ch.style.imageRendering = "auto";
+      a.pic = { kind: "img", src: channelPngUrl(runId, "input", c, {}), h };
+      const ch = pictureElement(a.pic, MAP_SIZE);
       const lab = document.createElement("span");
       lab.className = "ch";
       lab.textContent = "RGB"[c];
@@ -396,11 +439,11 @@ function rectAnchor(el) {
   return { x: r.right, y: r.top + r.height / 2 };
 }
 
-function showMagnifier(anchor, { title, text, src }) {
+function showMagnifier(anchor, { title, text, pic }) {
   document.getElementById("mag-title").textContent = title;
-  const img = document.getElementById("mag-img");
-  img.hidden = !src;
-  if (src) img.src = src;
+  const holder = document.getElementById("mag-pic");
+  holder.hidden = !pic;
+  holder.replaceChildren(...(pic ? [pictureElement(pic, MAGNIFIED)] : []));
   document.getElementById("mag-range").textContent = text || "";
   magnifier.hidden = false;
   const w = magnifier.offsetWidth;
@@ -431,9 +474,8 @@ function magnifyMap(link, anchor) {
   const col = link.closest("[data-layer]");
   const layer = col ? col.dataset.layer : "input";
   const c = Number(link.dataset.channel ?? 0);
-  const img = link.querySelector("img");
   const title = col ? t("ov.map_title", { layer, c }) : link.getAttribute("aria-label");
-  showMagnifier(anchor, { title, text: t("common.loading"), src: img.src });
+  showMagnifier(anchor, { title, text: t("common.loading"), pic: link.pic });
   magnifier.dataset.for = `${layer}/${c}`;
   if (!col) {
     document.getElementById("mag-range").textContent = "";
@@ -539,13 +581,17 @@ function setupCam() {
   };
   opacity.addEventListener("input", setOpacity);
   setOpacity();
-  // Grad-CAM costs a backward pass: compute it only when the panel is in view.
-  const io = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) {
-      io.disconnect();
-      load();
-    }
-  });
+  // Grad-CAM costs a backward pass (seconds on VGG-16): start it only when the student can
+  // see at least half of the image, not while the maps are still loading above.
+  const io = new IntersectionObserver(
+    (entries) => {
+      if (entries.some((e) => e.isIntersecting)) {
+        io.disconnect();
+        load();
+      }
+    },
+    { threshold: 0.5 },
+  );
   io.observe(document.getElementById("cam-stack"));
 }
 
