@@ -65,19 +65,27 @@ function readVars(el) {
   }
 }
 
-/** Fill data-i18n text and data-i18n-attr attributes under root. */
+/** True when some language has a message for key. */
+export function hasMessage(key) {
+  return Object.values(catalogs).some((c) => key in c);
+}
+
+/**
+ * Fill data-i18n text and data-i18n-attr attributes under root. Keys no module has
+ * registered yet are left alone, so the server-rendered English stays until they are.
+ */
 export function applyI18n(root = document) {
   const scope = root.querySelectorAll ? root : document;
   if (scope === document || scope === document.documentElement) {
     document.documentElement.lang = getLang();
   }
   for (const el of scope.querySelectorAll("[data-i18n]")) {
-    el.textContent = t(el.dataset.i18n, readVars(el));
+    if (hasMessage(el.dataset.i18n)) el.textContent = t(el.dataset.i18n, readVars(el));
   }
   for (const el of scope.querySelectorAll("[data-i18n-attr]")) {
     for (const pair of el.dataset.i18nAttr.split(";")) {
       const [attr, key] = pair.split(":").map((s) => s.trim());
-      if (attr && key) el.setAttribute(attr, t(key, readVars(el)));
+      if (attr && key && hasMessage(key)) el.setAttribute(attr, t(key, readVars(el)));
     }
   }
 }
