@@ -92,9 +92,9 @@ export function drawMap(ctx, geom, data, opts = {}) {
   if (pt + pb + pl + pr > 0) {
     ctx.fillStyle = PAD_FILL;
     ctx.fillRect(geom.x0, geom.y0, geom.outerW, geom.outerH);
-    if (cell >= 11) {
+    if (cell >= 9) {
       ctx.fillStyle = PAD_TEXT;
-      ctx.font = `${Math.min(12, Math.floor(cell * 0.6))}px system-ui, sans-serif`;
+      ctx.font = `${Math.max(7, Math.min(12, Math.floor(cell * 0.62)))}px system-ui, sans-serif`;
       ctx.textAlign = "center";
       ctx.textBaseline = "middle";
       for (let y = -pt; y < height + pb; y++) {

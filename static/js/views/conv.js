@@ -2,7 +2,7 @@
 // gaps), the arithmetic of the current cell (window x kernel per input channel, channel
 // sums, plus bias, equals the value) and the output map filling in.
 
-import { t } from "../i18n.js";
+import { getLang, t } from "../i18n.js";
 import { drawLegend } from "../render/colormap.js";
 import {
   ACCENT,
@@ -27,6 +27,7 @@ import {
   loadInputImage,
   paren,
   isVisible,
+  mapCap,
   pairText,
   resolvePads,
   scrollIntoBox,
@@ -71,6 +72,7 @@ export async function createView(ctx) {
   const inOne = h("div", { class: "cv-one" }, inCanvas);
   const thumbs = [];
   const inAll = h("div", { class: "cv-all", hidden: true });
+  inAll.addEventListener("scroll", () => requestRender(), { passive: true });
   for (let c = 0; c < cIn; c++) {
     const canvas = h("canvas");
     const btn = h("button", { type: "button", class: "cv-thumb", "data-channel": c }, canvas, h("span", { text: String(c) }));
@@ -124,6 +126,7 @@ export async function createView(ctx) {
   }
   const allRows = [];
   const eqAll = h("div", { class: "cv-eqall", hidden: true });
+  eqAll.addEventListener("scroll", () => requestRender(), { passive: true });
   for (let c = 0; c < Math.min(cIn, MAX_ALL_ROWS); c++) {
     const row = {
       win: h("canvas"),
@@ -191,6 +194,7 @@ export async function createView(ctx) {
 
   let lastInChannel = -1;
   let lastMode = null;
+  let lastMathKey = null;
 
   // --- drawing -----------------------------------------------------------------------
   function drawInputMap(canvas, c, cell, size, showNumbers) {
@@ -217,12 +221,12 @@ export async function createView(ctx) {
   // Number grids as large as the column allows (three grids, two operators and the sum on
   // one line); 3 decimals when the cells are wide enough, else 2.
   function gridSizes(avail, k) {
-    const cellW = Math.max(30, Math.min(50, Math.floor((avail - 190) / (3 * k[1]))));
+    const cellW = Math.max(30, Math.min(66, Math.floor((avail - 170) / (3 * k[1]))));
     return {
       cellW,
-      cellH: Math.round(Math.max(22, Math.min(30, cellW * 0.66))),
-      digits: cellW >= 44 ? 3 : 2,
-      font: Math.max(9, Math.min(12, Math.floor(cellW / 3.7))),
+      cellH: Math.round(Math.max(22, Math.min(42, cellW * 0.66))),
+      digits: cellW >= 40 ? 3 : 2,
+      font: Math.max(9, Math.min(15, Math.floor(cellW / 3.7))),
     };
   }
 
@@ -276,9 +280,9 @@ export async function createView(ctx) {
     inOf.textContent = t("layer.of_n", { n: cIn });
 
     // input: one big map, or every channel small
-    const inAvail = inCol.clientWidth - 4;
+    const inAvail = inCol.clientWidth - 22;
     if (!all) {
-      const geom = drawInputMap(inCanvas, ci, cell, Math.min(inAvail, 420), true);
+      const geom = drawInputMap(inCanvas, ci, cell, Math.min(inAvail, mapCap()), true);
       inCanvas.setAttribute("aria-label", t("conv.input_aria", { c: ci, pos: `${cell.y}, ${cell.x}` }));
       void geom;
     } else {
@@ -291,9 +295,11 @@ export async function createView(ctx) {
       });
     }
 
-    // arithmetic
+    // arithmetic (redrawn only when the cell, the channel, the mode or the width changed)
     mathCol.classList.toggle("is-stale", !ex);
-    if (ex) {
+    const mathKey = ex && `${ex.cell}|${ci}|${state.mode}|${mathCol.clientWidth}|${getLang()}|${all ? eqAll.scrollTop : 0}`;
+    if (ex && mathKey !== lastMathKey) {
+      lastMathKey = mathKey;
       const sizes = gridSizes(mathCol.clientWidth, hp.kernel);
       if (!all) {
         drawEquation([winCanvas, kerCanvas, prodCanvas], ex, ci, sizes);
@@ -335,7 +341,7 @@ export async function createView(ctx) {
 
     // output map filling in
     const outData = out.peekChannel(cell.channel);
-    const outSide = fitCell(Math.min(outCol.clientWidth - 4, 300), wOut, 0.5, 24);
+    const outSide = fitCell(Math.min(outCol.clientWidth - 22, mapCap() * 0.75), wOut, 0.5, 24);
     outGeom = mapGeometry({ height: hOut, width: wOut, cell: outSide });
     const og = setupCanvas(outCanvas, outGeom.outerW, outGeom.outerH);
     if (outData) {

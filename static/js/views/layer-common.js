@@ -352,7 +352,7 @@ export function shapeText(shape) {
  * fill in, with marks, an optional sliding window, hatched (clipped) cells, a legend, and
  * click-to-jump. `render(opts)` draws it from the state; nothing here is stored.
  */
-export function createMapPanel({ source, shape, pads = [0, 0, 0, 0], maxSide = 380, maxCell = 24, onPick = null, onHover = null, testid = null, extraClass = "" }) {
+export function createMapPanel({ source, shape, pads = [0, 0, 0, 0], scale = 1, maxCell = 24, onPick = null, onHover = null, testid = null, extraClass = "" }) {
   const isMap = shape.length === 3;
   const height = isMap ? shape[1] : 0;
   const width = isMap ? shape[2] : 0;
@@ -398,7 +398,7 @@ export function createMapPanel({ source, shape, pads = [0, 0, 0, 0], maxSide = 3
      * hatched(i), perRow (vectors), requestRender (when a channel is still loading).
      */
     render(opts = {}) {
-      const avail = Math.min(el.clientWidth - 22, maxSide);
+      const avail = Math.min(el.clientWidth - 22, mapCap() * scale);
       const data = source.peekChannel(opts.channel ?? 0);
       if (isMap) {
         const cells = width + pads[2] + pads[3];
@@ -453,4 +453,10 @@ export function neighbourhood(data, height, width, y, x, r, shown = () => true) 
     );
   }
   return { rows, ys, xs };
+}
+
+/** The largest side (CSS px) for a big map: bigger on tall screens (a projector), so the
+ * page fills a 1920 x 1080 screen and still fits a 1366 x 768 laptop. */
+export function mapCap() {
+  return Math.max(260, Math.min(720, window.innerHeight - 320));
 }

@@ -7,7 +7,7 @@ import { ApiError, getModel, getRun } from "../api.js";
 import { applyI18n, getLang, t } from "../i18n.js";
 import "../messages/common.js";
 import "../messages/layer.js";
-import { Player, READABLE_SPEED, bindControls, bindKeys } from "../player.js";
+import { Player, READABLE_SPEED, SPEEDS, bindControls, bindKeys } from "../player.js";
 import { createState } from "../state.js";
 import { cellKey, createExplainCache, fmt4, h, pairText, shapeText } from "./layer-common.js";
 
@@ -245,6 +245,27 @@ async function main() {
   applyTexts();
   writeUrl();
   renderNow();
+
+  // Classroom mode (static/js/views/live_frame.js) reads and drives this view through this
+  // hook: the presenter's page subscribes to it, a student's page calls setState.
+  const nearestSpeed = (v) => SPEEDS.reduce((best, s, i) => (Math.abs(s - v) < Math.abs(SPEEDS[best] - v) ? i : best), 0);
+  const hook = {
+    getState() {
+      const s = store.get();
+      const cell = view.cellOf(s.step, s);
+      return { view: "layer", model_id: model.id, run_id: runId, layer: layerName, cell, step: s.step, playing: s.playing, speed: SPEEDS[s.speedIndex] };
+    },
+    setState({ cell, step, playing, speed } = {}) {
+      if (cell && "channel" in cell) store.set({ channel: cell.channel });
+      if (Number.isInteger(step)) player.goTo(step);
+      else if (cell) player.goTo(view.stepOf(cell));
+      if (typeof speed === "number") player.setSpeedIndex(nearestSpeed(speed));
+      if (playing === true) player.play();
+      else if (playing === false) player.pause();
+    },
+    subscribe: (fn) => store.subscribe(() => fn(hook.getState())),
+  };
+  window.convscope = hook;
 }
 
 main().catch((err) => {

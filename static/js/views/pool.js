@@ -40,11 +40,11 @@ export async function createView(ctx) {
     ctx.player.pause();
     ctx.player.goTo(steps.stepOf(cell));
   };
-  const inPanel = createMapPanel({ source: src, shape: info.input_shape, pads, maxSide: 420, maxCell: 30, extraClass: "pool-in" });
+  const inPanel = createMapPanel({ source: src, shape: info.input_shape, pads, maxCell: 30, extraClass: "pool-in" });
   const outPanel = createMapPanel({
     source: out,
     shape: info.output_shape,
-    maxSide: 320,
+    scale: 0.8,
     maxCell: 30,
     onPick: jump,
     onHover: (cell) => store.set({ hover: cell }),

@@ -40,11 +40,10 @@ export async function createView(ctx) {
     ctx.player.pause();
     ctx.player.goTo(steps.stepOf(cell));
   };
-  const inPanel = createMapPanel({ source: src, shape: info.input_shape, maxSide: 400, extraClass: "act-in" });
+  const inPanel = createMapPanel({ source: src, shape: info.input_shape, extraClass: "act-in" });
   const outPanel = createMapPanel({
     source: out,
     shape,
-    maxSide: 400,
     onPick: jump,
     onHover: (cell) => store.set({ hover: cell }),
     testid: "output-map",
