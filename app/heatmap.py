@@ -31,8 +31,8 @@ __all__ = [
 Colormap = Literal["diverging", "sequential"]
 
 COLORMAPS: dict[str, list[str]] = {
-    # ColorBrewer RdBu (7 classes), reversed: blue below zero, white at zero, red above.
-    "diverging": ["#2166ac", "#67a9cf", "#d1e5f0", "#f7f7f7", "#fddbc7", "#ef8a62", "#b2182b"],
+    # Blue below zero, white at zero, red above (the ends of ColorBrewer's RdBu).
+    "diverging": ["#2166ac", "#ffffff", "#b2182b"],
     # viridis at 0, 1/4, 1/2, 3/4, 1: dark violet for 0 up to yellow for the maximum.
     "sequential": ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"],
 }

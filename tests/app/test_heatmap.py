@@ -33,15 +33,21 @@ def test_table_ends_are_the_first_and_last_stops(name):
 
 
 def test_table_entries_follow_the_documented_rule():
-    # Entry 100 of the 7-stop diverging map: s = 100/255*6 = 2.3529 -> 35.3% from stop 2 to stop 3.
-    stops = [hex_rgb(c) for c in COLORMAPS["diverging"]]
-    s = 100 / 255 * 6
-    expected = [
-        int(np.floor(a + (s - 2) * (b - a) + 0.5)) for a, b in zip(stops[2], stops[3], strict=True)
-    ]
-    assert colormap_table("diverging")[100].tolist() == expected
-    # The middle of the diverging map is (almost) white: zero reads as "nothing".
-    assert (colormap_table("diverging")[128] >= 245).all()
+    def entry(name: str, i: int) -> list[int]:
+        stops = [hex_rgb(c) for c in COLORMAPS[name]]
+        s = i / 255 * (len(stops) - 1)
+        j = min(int(s), len(stops) - 2)
+        pairs = zip(stops[j], stops[j + 1], strict=True)
+        return [int(np.floor(a + (s - j) * (b - a) + 0.5)) for a, b in pairs]
+
+    # Entry 200 of the 3-stop diverging map: s = 1.5686, 56.9% of the way from white to red.
+    assert colormap_table("diverging")[200].tolist() == entry("diverging", 200)
+    assert entry("diverging", 200) == [211, 124, 134]  # 255 + 0.5686 * (178 - 255) = 211.2
+    for i in (1, 64, 127, 128, 254):
+        assert colormap_table("diverging")[i].tolist() == entry("diverging", i)
+        assert colormap_table("sequential")[i].tolist() == entry("sequential", i)
+    # Zero on a symmetric range is entry 128: white to the eye.
+    assert colormap_table("diverging")[128].tolist() == [255, 254, 254]
 
 
 def test_colorize_maps_the_range_ends_and_clips():
