@@ -243,6 +243,8 @@ class Conv2d(_Windowed):
         self.params["weight"] = np.zeros((out_channels, in_channels, *self.kernel), np.float32)
         if bias:
             self.params["bias"] = np.zeros(out_channels, np.float32)
+        # Operations merged into these weights on import (engine.onnx_io: BatchNormalization).
+        self.folded: list[dict[str, Any]] = []
 
     def init(self, rng: np.random.Generator) -> None:
         """He (Kaiming) normal initialisation for ReLU networks; zero biases."""
@@ -288,6 +290,7 @@ class Conv2d(_Windowed):
             "out_channels": self.out_channels,
             **super().hyperparameters(),
             "bias": "bias" in self.params,
+            **({"folded": self.folded} if self.folded else {}),
         }
 
     def explain(self, x: np.ndarray, y: np.ndarray, cell: Sequence[int]) -> dict[str, Any]:
@@ -544,6 +547,7 @@ class Linear(Layer):
         self.params["weight"] = np.zeros((out_features, in_features), np.float32)
         if bias:
             self.params["bias"] = np.zeros(out_features, np.float32)
+        self.folded: list[dict[str, Any]] = []  # as in Conv2d
 
     def init(self, rng: np.random.Generator) -> None:
         w = self.params["weight"]
@@ -574,7 +578,8 @@ class Linear(Layer):
         return self.in_features * self.out_features
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"in_features": self.in_features, "out_features": self.out_features, "bias": "bias" in self.params}
+        hp = {"in_features": self.in_features, "out_features": self.out_features, "bias": "bias" in self.params}
+        return {**hp, **({"folded": self.folded} if self.folded else {})}
 
     def explain(self, x: np.ndarray, y: np.ndarray, cell: Sequence[int], top: int | None = None) -> dict[str, Any]:
         """Bias plus every w_ij x_j; the largest contributions by magnitude listed first."""
@@ -649,12 +654,16 @@ def layer_from_config(config: dict[str, Any]) -> Layer:
     cls = LAYER_KINDS[kind]
     name = config.pop("name")
     if cls is Conv2d:
-        return Conv2d(name, config["in_channels"], config["out_channels"], config["kernel"], config["stride"],
+        conv = Conv2d(name, config["in_channels"], config["out_channels"], config["kernel"], config["stride"],
                       config["padding"], config["dilation"], config.get("bias", True))
+        conv.folded = list(config.get("folded", []))
+        return conv
     if cls in (MaxPool2d, AvgPool2d):
         return cls(name, config["kernel"], config["stride"], config["padding"])
     if cls is Linear:
-        return Linear(name, config["in_features"], config["out_features"], config.get("bias", True))
+        linear = Linear(name, config["in_features"], config["out_features"], config.get("bias", True))
+        linear.folded = list(config.get("folded", []))
+        return linear
     if cls is LeakyReLU:
         return LeakyReLU(name, config.get("slope", 0.01))
     return cls(name)
