@@ -52,6 +52,7 @@ CHROMIUM_ARGS = [
 ]
 SERVER_START_TIMEOUT = 60.0  # seconds; imports and model set-up on a busy 2-core machine
 ACTION_TIMEOUT_MS = 15_000
+NAVIGATION_TIMEOUT_MS = 30_000  # a page load waits on the server's first forward pass
 
 
 def _skip_requested() -> bool:
@@ -230,6 +231,7 @@ def new_page(browser, server_url: str, console: ConsoleLog) -> Iterator[Callable
         options.setdefault("locale", "en-US")
         context = browser.new_context(base_url=server_url, **options)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
+        context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
         console.watch(page)
