@@ -6,7 +6,13 @@ import re
 from typing import Any
 from urllib.parse import urlparse
 
+from playwright.sync_api import expect
+
 API = "/api/v1"
+# Pages wait on forward passes and PNGs from a shared 2-core machine: give assertions the
+# same 15 s the fixtures give actions, instead of Playwright's default 5 s.
+EXPECT_TIMEOUT_MS = 15_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 def api_get(page, server_url: str, path: str) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
+from . import pages_helpers  # noqa: F401 - sets the assertion timeout
+
 
 def test_switch_to_chinese_and_back(page) -> None:
     page.goto("/")

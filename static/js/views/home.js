@@ -223,7 +223,8 @@ function clearPad() {
   lastPreds = null;
   padSeq++;
   $("live-preds").replaceChildren();
-  $("live-top").innerHTML = `<span class="muted">${t("home.live_hint")}</span>`;
+  $("live-top").textContent = "";
+  $("live-hint").hidden = false;
   $("pad-open").hidden = true;
   showError($("pad-error"), null);
 }
@@ -309,6 +310,7 @@ function renderLive() {
     testid: "live-prediction",
     label: className,
   });
+  $("live-hint").hidden = true;
   const topEl = $("live-top");
   topEl.textContent = className(top.class);
   const small = document.createElement("small");
@@ -348,7 +350,6 @@ window.addEventListener("langchange", () => {
   renderCards();
   loadGallery();
   if (lastPreds) renderLive();
-  else if (!padDirty) clearPad();
 });
 
 init();
