@@ -80,6 +80,33 @@ def test_drawing_a_digit_shows_live_predictions(page, server_url, screenshot) ->
     expect(open_link).to_be_hidden()
 
 
+def test_drop_and_paste_start_runs(page, console) -> None:
+    console.allow(r"status of 415")
+    page.goto("/")
+    expect(page.locator('[data-testid="model-card"]').first).to_be_visible()
+    # A text file dropped on the drop zone: the plain-words error, no navigation.
+    page.evaluate(
+        """() => {
+            const dt = new DataTransfer();
+            dt.items.add(new File(["hello"], "notes.txt", {type: "text/plain"}));
+            const zone = document.getElementById("dropzone");
+            const init = {dataTransfer: dt, bubbles: true, cancelable: true};
+            zone.dispatchEvent(new DragEvent("drop", init));
+        }"""
+    )
+    expect(page.get_by_test_id("upload-error")).to_contain_text("not an image")
+    # An image pasted from the clipboard opens its run.
+    page.evaluate(
+        """async () => {
+            const blob = await (await fetch("/static/samples/cifar10-ship-1.png")).blob();
+            const dt = new DataTransfer();
+            dt.items.add(new File([blob], "pasted.png", {type: "image/png"}));
+            document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt, bubbles: true}));
+        }"""
+    )
+    page.wait_for_url(RUN_URL)
+
+
 def test_text_file_upload_explains_the_error(page, console) -> None:
     console.allow(r"status of 415")
     page.goto("/")
