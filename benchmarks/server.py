@@ -70,6 +70,12 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def memory_kb(pid: int) -> dict[str, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -114,6 +120,9 @@ class Server:
         self.stop()
         raise RuntimeError("the server did not start within 60 s")
 
+    def cpu(self) -> float:
+        return cpu_seconds(self.process.pid)
+
     def memory(self) -> dict[str, int]:
         return memory_kb(self.process.pid)
 
@@ -128,42 +137,96 @@ class Server:
 # --- measurements -------------------------------------------------------------------------
 
 
+class RawConnection:
+    """A minimal keep-alive HTTP/1.1 client on one socket. httpx spends about as much CPU
+    per request as the server does, and on 2 shared cores that would halve the load the
+    server can be given; this costs a fraction of a millisecond."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, head: bytes, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split()[1])
+        headers: dict[str, str] = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        content = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        if headers.get("connection") == "close":
+            await self.close()
+        return status, headers, content
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.reader = self.writer = None
+
+
+BOUNDARY = b"convscope-benchmark-boundary"
+
+
+def multipart_post(host: str, port: int, path: str, image: bytes) -> tuple[bytes, bytes]:
+    """Head and body of a multipart POST with the field ``image``."""
+    body = (
+        b"--" + BOUNDARY + b"\r\n"
+        b'Content-Disposition: form-data; name="image"; filename="photo.jpg"\r\n'
+        b"Content-Type: image/jpeg\r\n\r\n" + image + b"\r\n--" + BOUNDARY + b"--\r\n"
+    )
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY.decode()}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head, body
+
+
 async def load_level(
     url: str, base: bytes, clients: int, seconds: float, counter: list[int], unique: bool = True
 ) -> dict:
-    """``clients`` clients each posting runs back to back for ``seconds``."""
+    """``clients`` clients, each on its own keep-alive connection, posting runs back to back
+    for ``seconds``."""
+    host, port = url.removeprefix("http://").split(":")
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as http:
-        stop_at = time.perf_counter() + seconds
+    stop_at = time.perf_counter() + seconds
 
-        async def client() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                counter[0] += 1
-                data = unique_jpeg(base, counter[0]) if unique else base
-                started = time.perf_counter()
-                try:
-                    response = await http.post(
-                        f"{API}/models/tiny-vgg/runs",
-                        files={"image": ("photo.jpg", data, "image/jpeg")},
-                    )
-                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                    if response.status_code == 201:
-                        latencies.append(time.perf_counter() - started)
-                    else:
-                        errors += 1
-                        if response.status_code == 503:  # as a polite client would
-                            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
-                except httpx.HTTPError:
-                    errors += 1
-                    statuses[0] = statuses.get(0, 0) + 1
+    async def client() -> None:
+        nonlocal errors
+        connection = RawConnection(host, int(port))
+        while time.perf_counter() < stop_at:
+            counter[0] += 1
+            data = unique_jpeg(base, counter[0]) if unique else base
+            head, body = multipart_post(host, int(port), f"{API}/models/tiny-vgg/runs", data)
+            started = time.perf_counter()
+            try:
+                status, headers, _ = await connection.request(head, body)
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+                errors += 1
+                statuses[0] = statuses.get(0, 0) + 1
+                await connection.close()
+                continue
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 201:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+                if status == 503:  # as a polite client would
+                    await asyncio.sleep(float(headers.get("retry-after", "1")))
+        await connection.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
     return {
         "clients": clients,
         "seconds": round(elapsed, 2),
@@ -305,11 +368,23 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(load_level(server.url, base, 4, 1.0, counter))  # warm-up
         results["levels"] = []
         for clients in levels:
+            cpu_before, client_before = server.cpu(), time.process_time()
             level = asyncio.run(load_level(server.url, base, clients, seconds, counter))
+            # CPU time per run does not depend on what else the machine is doing: with the
+            # wall-clock numbers it tells how much of a slowdown is the machine's load.
+            runs = max(level["runs"], 1)
+            level["server_cpu_ms_per_run"] = round((server.cpu() - cpu_before) / runs * 1000, 2)
+            level["client_cpu_ms_per_run"] = round(
+                (time.process_time() - client_before) / runs * 1000, 2
+            )
             level["server_hwm_mb"] = round(server.memory()["VmHWM"] / 1024, 1)
             results["levels"].append(level)
             print(json.dumps(level), flush=True)
+        cpu_before = server.cpu()
         repeated = asyncio.run(load_level(server.url, base, 32, seconds, counter, unique=False))
+        repeated["server_cpu_ms_per_run"] = round(
+            (server.cpu() - cpu_before) / max(repeated["runs"], 1) * 1000, 2
+        )
         results["repeated_upload_32_clients"] = repeated
         print("repeated", json.dumps(repeated), flush=True)
 
