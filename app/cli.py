@@ -1,4 +1,4 @@
-"""The ``convscope`` command: serve, train, evaluate, summary."""
+"""The ``convscope`` command: serve, train, evaluate, summary, import, export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+
+from .cli_models import add_commands
 
 __all__ = ["main"]
 
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print a model's layers, shapes, params and MACs")
     summary.add_argument("model")
     summary.set_defaults(func=cmd_summary)
+    add_commands(sub)  # import, export (app/cli_models.py)
     return parser
 
 

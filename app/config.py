@@ -54,6 +54,13 @@ class Settings:
     live_max_message_bytes: int = 16384
     live_rate: float = 20.0
     live_idle_seconds: float = 3 * 3600.0
+    # Imported models (docs/import.md): a folder of ID.json + ID.npz served beside the
+    # built-in ones; POST /api/v1/models (ONNX uploads, kept in memory) when allowed, the
+    # largest upload, and how many uploads one process keeps.
+    models_dir: Path | None = None
+    allow_model_upload: bool = False
+    max_model_bytes: int = 600 * MB
+    max_uploaded_models: int = 4
     static_dir: Path = field(default=REPO_DIR / "static")
     templates_dir: Path = field(default=REPO_DIR / "templates")
 
@@ -89,6 +96,7 @@ class Settings:
             "run_cache_bytes",
             "workers",
             "max_json_values",
+            "max_model_bytes",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"setting {name} must be at least 1")

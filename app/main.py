@@ -14,6 +14,7 @@ from .api import live as live_api
 from .api import playground as playground_api
 from .config import Settings, get_settings
 from .errors import install_error_handlers
+from .imported import load_models_dir
 from .models import ModelRegistry
 from .runs import RunService, RunStore, WorkerPool
 from .samples import SampleLibrary
@@ -28,6 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     explicit = settings is not None
     settings = settings or get_settings()
     registry = ModelRegistry(settings.models, settings.preload)
+    if settings.models_dir is not None:
+        load_models_dir(registry, settings.models_dir, settings.preload)
     pool = WorkerPool(settings.workers, settings.queue_limit, settings.retry_after)
     store = RunStore(settings.run_cache_bytes, settings.run_ttl)
 

@@ -8,7 +8,7 @@ architecture, whose zero-filled parameters cost no memory until written.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from engine import zoo
@@ -64,6 +64,7 @@ class ModelRegistry:
             )
         self._models: dict[str, Sequential] = {}
         self._details: dict[str, dict[str, Any]] = {}
+        self._loaders: dict[str, Callable[[], Sequential]] = {}  # imported models (app.imported)
         self._lock = threading.Lock()
         for model_id in preload:
             if model_id in self.ids:
@@ -90,7 +91,8 @@ class ModelRegistry:
             with self._lock:
                 model = self._models.get(model_id)
                 if model is None:
-                    model = zoo.load(model_id)
+                    loader = self._loaders.get(model_id)
+                    model = loader() if loader else zoo.load(model_id)
                     self._models[model_id] = model
                     self._details[model_id] = model_detail(model_id, model)
         return model
@@ -107,3 +109,16 @@ class ModelRegistry:
 
     def summary(self, model_id: str) -> dict[str, Any]:
         return {k: v for k, v in self.detail(model_id).items() if k != "layers"}
+
+    def register(
+        self, model_id: str, load: Callable[[], Sequential], architecture: Sequential
+    ) -> None:
+        """Serve one more model (an imported one): ``architecture`` describes it now,
+        ``load`` returns it with its weights on first use. ValueError if the id is taken."""
+        detail = model_detail(model_id, architecture)
+        with self._lock:
+            if model_id in self.ids:
+                raise ValueError(f"there is already a model {model_id!r}")
+            self._loaders[model_id] = load
+            self._details[model_id] = detail
+            self.ids = (*self.ids, model_id)  # readers iterate the old tuple or the new one

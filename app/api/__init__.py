@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from . import models, runs, samples, server
+from . import model_upload, models, runs, samples, server
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
-for _module in (models, runs, samples, server):
+for _module in (models, model_upload, runs, samples, server):
     router.include_router(_module.router)
