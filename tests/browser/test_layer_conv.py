@@ -122,3 +122,13 @@ def test_conv_screenshot(page, server_url, tiny_run, screenshot) -> None:
     open_layer(page, tiny_run, "conv1_1", "?channel=2&y=0&x=5")
     expect_cell(page, server_url, tiny_run, "conv1_1", channel=2, y=0, x=5)
     screenshot(page, "layer-conv")
+
+
+def test_tablet_tap_jumps_to_a_cell(new_page, server_url, tiny_run) -> None:
+    page = new_page(viewport={"width": 1024, "height": 768}, has_touch=True)
+    open_layer(page, tiny_run, "conv1_2", "?channel=4&y=0&x=0")
+    canvas = page.get_by_test_id("output-map")
+    box = canvas.bounding_box()
+    assert box is not None and box["width"] >= 200  # large enough to tap on a tablet
+    canvas.tap(position={"x": 9.5 * box["width"] / 32, "y": 20.5 * box["height"] / 32})
+    expect_cell(page, server_url, tiny_run, "conv1_2", channel=4, y=20, x=9)

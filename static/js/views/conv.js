@@ -282,9 +282,8 @@ export async function createView(ctx) {
     // input: one big map, or every channel small
     const inAvail = inCol.clientWidth - 22;
     if (!all) {
-      const geom = drawInputMap(inCanvas, ci, cell, Math.min(inAvail, mapCap()), true);
+      drawInputMap(inCanvas, ci, cell, Math.min(inAvail, mapCap()), true);
       inCanvas.setAttribute("aria-label", t("conv.input_aria", { c: ci, pos: `${cell.y}, ${cell.x}` }));
-      void geom;
     } else {
       // two maps per row for a few channels, four for many (the box scrolls)
       const per = Math.floor((inAvail - 12) / (cIn <= 4 ? 2 : 4)) - 10;

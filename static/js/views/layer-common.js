@@ -116,6 +116,7 @@ export function createExplainCache(runId, layer, { parallel = 4, max = 4096, onL
     /** Promise of the explain response of a cell (starts now, ahead of prefetches). */
     get(cell) {
       const entry = entryFor(cell);
+      entry.wanted = true; // someone awaits it: never dropped from the queue
       if (entry.state === "queued") {
         const i = queue.indexOf(entry);
         if (i >= 0) queue.splice(i, 1);
@@ -136,7 +137,10 @@ export function createExplainCache(runId, layer, { parallel = 4, max = 4096, onL
     },
     /** Drop queued prefetches (the student jumped elsewhere). */
     clearQueue() {
-      for (const entry of queue.splice(0)) entries.delete(cellKey(entry.cell));
+      for (const entry of queue.splice(0)) {
+        if (entry.wanted) queue.push(entry);
+        else entries.delete(cellKey(entry.cell));
+      }
     },
   };
 }
