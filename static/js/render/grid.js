@@ -375,7 +375,7 @@ export function drawVector(ctx, geom, data, { cmap = "diverging", vmax = 1, fill
     }
     ctx.fillStyle = cssColor(colorFor(data[i], { cmap, vmax }));
     ctx.fillRect(x, y, cell + e, cell + e);
-    if (hatched && hatched(i)) hatchRect(ctx, x, y, cell, cell, "rgba(40,40,40,0.55)", Math.max(3, cell / 3));
+    if (hatched && hatched(i)) hatchRect(ctx, x, y, cell, cell, "rgba(255,255,255,0.8)", Math.max(3, cell / 3));
   }
   ctx.strokeStyle = "#5b6472";
   ctx.lineWidth = 1;

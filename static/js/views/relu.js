@@ -30,7 +30,8 @@ export async function createView(ctx) {
   const steps = cellSteps(shape);
   const spec = model.input;
   const [C, H, W] = isMap ? shape : [1, 1, shape[0]];
-  const perRow = isMap ? 0 : Math.min(32, Math.ceil(Math.sqrt(shape[0] * 2)));
+  // vectors in square-ish rows of a power of two (256 -> 16 x 16, 120 -> 8 per row)
+  const perRow = isMap ? 0 : Math.min(32, 2 ** Math.round(Math.log2(Math.sqrt(shape[0]))));
   store.set({ channel: Math.min(C - 1, Math.max(0, store.get().channel)) });
 
   const picker = isMap ? channelPicker({ store, key: "channel", n: C, labelKey: "layer.channel", testid: "out-channel", t }) : null;
