@@ -3,8 +3,10 @@
 A session is found by a short code that is easy to read aloud (6 characters, no 0/O or
 1/I). The presenter proves itself with a secret token, of which only a SHA-256 hash is
 kept. Each connection has an outbox drained by its own writer task, so one slow phone
-never delays the others; a newer snapshot of the same kind (state, student count,
-answers) replaces one still waiting in an outbox, because each is complete on its own.
+never delays the others. Every state reaches a connection that keeps up; once a
+connection falls behind (several messages waiting), a newer snapshot of the same kind
+(state, student count, answers) replaces the last one waiting, because each is complete
+on its own: a slow phone skips states instead of queueing them without bound.
 
 Everything here runs on the server's event loop (no locks): the HTTP layer
 (``app.api.live``) only parses frames and calls :meth:`Session.handle`.
@@ -60,8 +62,10 @@ QUESTIONS = ("value", "class")
 SPEED_MIN, SPEED_MAX = 0.5, 120.0
 # The playground page's own state travels opaquely; it must stay small.
 PLAYGROUND_MAX_BYTES = 8192
-# Kinds of message where only the newest matters: a waiting one is replaced.
+# Kinds of message where only the newest matters: a waiting one may be replaced.
 _SNAPSHOT_KINDS = frozenset({"state", "students", "answers", "error"})
+# Messages waiting in one outbox from which on a connection counts as behind.
+_BEHIND = 8
 # Messages that may wait in one outbox before the connection is considered stuck.
 _OUTBOX_LIMIT = 64
 # Presenter-facing summaries are sent at most this often (seconds).
@@ -326,10 +330,12 @@ class Connection:
         self.dropped = 0  # messages dropped from a full outbox
 
     def push(self, kind: str, text: str) -> None:
-        """Queue a message; a snapshot kind replaces the one of its kind still waiting."""
+        """Queue a message; on a connection that is behind, a snapshot kind replaces the
+        newest one of its kind still waiting."""
         if self.close_code is not None:
             return
-        entry = self._waiting.get(kind) if kind in _SNAPSHOT_KINDS else None
+        behind = len(self._outbox) >= _BEHIND
+        entry = self._waiting.get(kind) if behind and kind in _SNAPSHOT_KINDS else None
         if entry is not None:
             entry[1] = text
             self.replaced += 1

@@ -154,13 +154,16 @@ def test_changing_layer_or_model_resets_cell_and_step():
 # --- connections ------------------------------------------------------------------------
 
 
-def test_a_newer_state_replaces_one_still_waiting():
+def test_every_state_is_queued_until_a_connection_falls_behind():
     conn = Connection(_ignore, presenter=False)
-    conn.push("state", '{"type":"state","seq":1}')
-    conn.push("hello", '{"type":"hello"}')
-    conn.push("state", '{"type":"state","seq":2}')
-    assert [m.get("seq") for m in messages(conn)] == [2, None]
-    assert conn.replaced == 1
+    for seq in range(1, 8):
+        conn.push("state", f'{{"type":"state","seq":{seq}}}')
+    conn.push("pong", '{"type":"pong"}')  # 8 waiting: behind from now on
+    for seq in range(8, 11):
+        conn.push("state", f'{{"type":"state","seq":{seq}}}')
+    # States 8, 9 and 10 each took the place of the newest one waiting (7, then 8, then 9).
+    assert [m.get("seq") for m in messages(conn)] == [1, 2, 3, 4, 5, 6, 10, None]
+    assert conn.replaced == 3
 
 
 def test_the_writer_sends_in_order_then_closes():

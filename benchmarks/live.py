@@ -1,0 +1,214 @@
+"""Classroom fan-out: N WebSocket students on loopback follow one presenter.
+
+Starts a server (uvicorn, in a subprocess, unless --url is given), creates a tiny-vgg run
+and a class, connects N students, then the presenter steps through conv1_1's cells at
+--rate states per second for --seconds. Every state carries the presenter's wall clock
+(``sent_at``, ms), so each student measures delivery latency on the same machine's clock.
+Reports latency p50/p99/max, messages lost (states a student should have seen but did
+not: the server replaces a waiting state by a newer one, so a slow student skips rather
+than queues), and the server's CPU time and peak memory (from /proc, Linux only).
+
+The students run in this one Python process: on a small machine their JSON parsing
+competes with the server for the same cores, so latencies are upper bounds.
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/live.py [--clients 500] [--seconds 60] [--rate 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+from websockets.asyncio.client import connect
+
+REPO = Path(__file__).resolve().parents[1]
+API = "/api/v1"
+LAYER = "conv1_1"  # tiny-vgg: 32 channels of 32 x 32
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(url: str, fields: dict[str, str] | None = None) -> dict:
+    data = None
+    headers = {}
+    if fields:
+        boundary = "convscope-bench"
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+            for k, v in fields.items()
+        ]
+        data = ("".join(parts) + f"--{boundary}--\r\n").encode()
+        headers["Content-Type"] = f"multipart/form-data; boundary={boundary}"
+    request = urllib.request.Request(url, data=data or b"", headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def _proc_memory_mb(pid: int) -> dict[str, float]:
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "CONVSCOPE_PRELOAD": "tiny-vgg",
+        "CONVSCOPE_MODELS": "tiny-vgg",
+    }
+    command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=REPO, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + f"{API}/models", timeout=2).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("the server did not start within 120 s")
+
+
+class Student:
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.seqs: list[int] = []
+
+
+async def follow(url: str, student: Student, ready: asyncio.Event) -> None:
+    """One student: record the seq and latency of every state (until cancelled)."""
+    async with connect(url, max_queue=None, ping_interval=None) as ws:
+        ready.set()
+        async for text in ws:
+            received = time.time() * 1000
+            message = orjson.loads(text)
+            if message["type"] == "state" and message["state"]["sent_at"] is not None:
+                student.seqs.append(message["seq"])
+                student.latencies_ms.append(received - message["state"]["sent_at"])
+
+
+async def run(base: str, clients: int, seconds: float, rate: float, pid: int | None) -> dict:
+    sample = "cifar10-airplane-1"
+    run_summary = _post(f"{base}{API}/models/tiny-vgg/runs", {"sample": sample})
+    session = _post(f"{base}{API}/live")
+    ws_base = base.replace("http://", "ws://") + f"{API}/live/{session['code']}/ws"
+
+    students = [Student() for _ in range(clients)]
+    tasks = []
+    for start in range(0, clients, 50):  # connect in batches of 50
+        batch = []
+        for student in students[start : start + 50]:
+            ready = asyncio.Event()
+            tasks.append(asyncio.create_task(follow(ws_base, student, ready)))
+            batch.append(ready.wait())
+        await asyncio.wait_for(asyncio.gather(*batch), timeout=60)
+
+    cpu0 = _proc_cpu_seconds(pid) if pid else None
+    sent = 0
+    accepted_seq = 0
+    async with connect(f"{ws_base}?token={session['presenter_token']}") as presenter:
+        base_state = {"view": "layer", "model_id": "tiny-vgg", "run_id": run_summary["run_id"],
+                      "layer": LAYER, "playing": False}  # fmt: skip
+        started = time.monotonic()
+        next_at = started
+        while time.monotonic() - started < seconds:
+            step = sent % (32 * 32)
+            cell = {"channel": 0, "y": step // 32, "x": step % 32}
+            state = {**base_state, "cell": cell, "step": step, "sent_at": time.time() * 1000}
+            await presenter.send(orjson.dumps({"type": "set", "state": state}).decode())
+            sent += 1
+            next_at += 1.0 / rate
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(1.0)  # let the last states arrive
+        await presenter.send('{"type":"sync"}')
+        while True:
+            message = orjson.loads(await asyncio.wait_for(presenter.recv(), timeout=10))
+            if message["type"] == "error":
+                raise SystemExit(f"the server refused a state: {message['message']}")
+            if message["type"] == "state":
+                accepted_seq = message["seq"]
+                if message["state"]["sent_at"] is not None and accepted_seq >= sent:
+                    break
+    cpu1 = _proc_cpu_seconds(pid) if pid else None
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+    latencies = sorted(v for s in students for v in s.latencies_ms)
+    received = sum(len(s.seqs) for s in students)
+    expected = accepted_seq * clients
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
+    result = {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "rate": rate,
+        "states_sent": sent,
+        "deliveries_expected": expected,
+        "deliveries_received": received,
+        "lost": expected - received,
+        "latency_ms": {
+            "p50": round(q[49], 2),
+            "p99": round(q[98], 2),
+            "max": round(latencies[-1], 2) if latencies else None,
+        },
+    }
+    if pid:
+        result["server_cpu_percent_of_one_core"] = round(100 * (cpu1 - cpu0) / elapsed, 1)
+        result["server_memory_mb"] = {k: round(v, 1) for k, v in _proc_memory_mb(pid).items()}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=10.0, help="presenter states per second")
+    parser.add_argument("--url", help="an already running server (CPU/memory not measured)")
+    args = parser.parse_args()
+
+    proc = None
+    base = args.url
+    if base is None:
+        proc, base = start_server()
+    try:
+        pid = proc.pid if proc else None
+        result = asyncio.run(run(base, args.clients, args.seconds, args.rate, pid))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=15)
+    load = os.getloadavg()
+    result["load_average_1min"] = round(load[0], 2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
