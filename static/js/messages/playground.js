@@ -94,7 +94,9 @@ registerMessages({
       "With dilation d = {d}, the {f} × {f} kernel spreads its taps {d} cells apart and reaches d(f − 1) + 1 = {reach} cells.",
     "pg.why_same": "same: the padding (top, bottom, left, right = {p}) is chosen so that the output has n / s cells, rounded up.",
     "pg.why_transposed":
-      "{z} zero(s) go between the input cells (s − 1), making {inserted} cells; d(f − 1) − p = {edge} zero(s) go around them (+ {output_padding} at the bottom and right); then an ordinary convolution with the kernel turned by 180° slides over that, one cell at a time.",
+      "{z} zero(s) go between the input cells (s − 1), making {inserted} cells; d(f − 1) − p = {edge} zero(s) go around them; then an ordinary convolution with the kernel turned by 180° slides over that, one cell at a time.",
+    "pg.why_transposed_op":
+      "{z} zero(s) go between the input cells (s − 1), making {inserted} cells; d(f − 1) − p = {edge} zero(s) go around them, and the output padding adds {output_padding} more at the bottom and right; then an ordinary convolution with the kernel turned by 180° slides over that, one cell at a time.",
     "pg.no_output": "No output for these settings: see the explanation above.",
     "pg.cell_conv": "output cell (c, y, x)",
     "pg.cell_pool": "pooled cell (c, y, x)",
@@ -121,7 +123,8 @@ registerMessages({
     "pg.max_of_window": "largest value in the window",
     "pg.max_hint": "Max pooling keeps only the largest value (outlined in blue); it has no weights.",
     "pg.avg_hint": "Average pooling keeps the mean of the window; it has no weights.",
-    "pg.intermediate_title": "Zero-inserted and padded: {z} zero(s) between cells, {e} around (+{op})",
+    "pg.intermediate_title": "Zero-inserted and padded: {z} zero(s) between cells, {e} around",
+    "pg.intermediate_title_op": "Zero-inserted and padded: {z} zero(s) between cells, {e} around, {op} more at the bottom and right",
     "pg.intermediate_legend":
       "Yellow 0 = zero inserted between input cells; grey 0 = padding; blue outline on the input = the cells that reach the current output cell.",
     "pg.flipped_kernel": "kernel w{k} turned 180°",
@@ -253,7 +256,9 @@ registerMessages({
     "pg.why_dilation": "膨胀率 d = {d}：{f} × {f} 卷积核的各个位置相隔 {d} 个格子，覆盖 d(f − 1) + 1 = {reach} 个格子（空洞卷积）。",
     "pg.why_same": "same 卷积：填充（上、下、左、右 = {p}）使输出为 n / s 个格子（向上取整）。",
     "pg.why_transposed":
-      "在输入的格子之间插入 {z} 个零（s − 1），得到 {inserted} 个格子；四周再补 d(f − 1) − p = {edge} 个零（右侧和下侧另加 {output_padding} 个）；然后用旋转 180° 的卷积核做普通卷积，每次移动一格。",
+      "在输入的格子之间插入 {z} 个零（s − 1），得到 {inserted} 个格子；四周再补 d(f − 1) − p = {edge} 个零；然后用旋转 180° 的卷积核做普通卷积，每次移动一格。",
+    "pg.why_transposed_op":
+      "在输入的格子之间插入 {z} 个零（s − 1），得到 {inserted} 个格子；四周再补 d(f − 1) − p = {edge} 个零，输出填充在右侧和下侧另加 {output_padding} 个；然后用旋转 180° 的卷积核做普通卷积，每次移动一格。",
     "pg.no_output": "这些设置没有输出：请看上面的说明。",
     "pg.cell_conv": "输出位置 (c, y, x)",
     "pg.cell_pool": "池化位置 (c, y, x)",
@@ -280,7 +285,8 @@ registerMessages({
     "pg.max_of_window": "窗口中的最大值",
     "pg.max_hint": "最大池化只保留最大的值（蓝框）；它没有权重。",
     "pg.avg_hint": "平均池化保留窗口的平均值；它没有权重。",
-    "pg.intermediate_title": "插零并填充：格子之间 {z} 个零，四周 {e} 个（+{op}）",
+    "pg.intermediate_title": "插零并填充：格子之间 {z} 个零，四周 {e} 个",
+    "pg.intermediate_title_op": "插零并填充：格子之间 {z} 个零，四周 {e} 个，右侧和下侧再加 {op} 个",
     "pg.intermediate_legend": "黄色 0 = 在输入格子之间插入的零；灰色 0 = 填充；输入上的蓝框 = 影响当前输出位置的输入格子。",
     "pg.flipped_kernel": "旋转 180° 的卷积核 w{k}",
     "pg.contribution": "输入通道 {c} ({i}, {j}) × 卷积核位置 ({p}, {q})：",

@@ -138,8 +138,9 @@ export function drawCurve(canvas, curve, point, { width = 240, height = 170 } = 
   ctx.fillStyle = "#5b6472";
   ctx.font = "11px system-ui, sans-serif";
   ctx.textAlign = "right";
+  ctx.textBaseline = "bottom";
+  ctx.fillText("z", width - 4, py(0) - 2);
   ctx.textBaseline = "top";
-  ctx.fillText("z", width - 4, py(0) + 3);
   ctx.textAlign = "left";
   ctx.fillText(short(xlo), 2, height - m + 4);
   ctx.textAlign = "right";

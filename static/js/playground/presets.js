@@ -215,8 +215,8 @@ const convBase = {
   pool: { after: false, mode: "max", kernel: 2, stride: 2 },
 };
 
-function kernel(w, b = 0) {
-  return { w: w.map((g) => g.map((row) => [...row])), b, preset: null };
+function kernel(w, b = 0, preset = null) {
+  return { w: w.map((g) => g.map((row) => [...row])), b, preset };
 }
 
 /**
@@ -226,7 +226,7 @@ function kernel(w, b = 0) {
 export const TEXTBOOK = [
   {
     name: "window-429",
-    state: { ...convBase, input: [[[18, 54, 51], [55, 121, 75], [35, 24, 204]]], kernels: [kernel([FIXED.textbook])] },
+    state: { ...convBase, input: [[[18, 54, 51], [55, 121, 75], [35, 24, 204]]], kernels: [kernel([FIXED.textbook], 0, "textbook")] },
     cell: [0, 0, 0],
   },
   {
@@ -241,7 +241,7 @@ export const TEXTBOOK = [
   },
   {
     name: "stride-2",
-    state: { ...convBase, stride: 2, input: [FIVE], kernels: [kernel([FIXED.textbook])] },
+    state: { ...convBase, stride: 2, input: [FIVE], kernels: [kernel([FIXED.textbook], 0, "textbook")] },
     cell: [0, 1, 1],
   },
   {

@@ -549,7 +549,8 @@ function renderFormula() {
     if (result) {
       addSize(t("pg.stage_transposed"), result.size, "transposed");
       shape = t("pg.shape_line", { c: result.shape[0], h: result.shape[1], w: result.shape[2] });
-      reasons.push(t("pg.why_transposed", { ...result.size.width, z: result.size.width.s - 1 }));
+      const w = result.size.width;
+      reasons.push(t(w.output_padding ? "pg.why_transposed_op" : "pg.why_transposed", { ...w, z: w.s - 1 }));
     }
   } else {
     const convSize = result?.conv?.size || (details && details.stage === "conv" ? details.size : null);
@@ -950,7 +951,8 @@ function renderTransposed(stage, cell, info) {
   }
   const kinds = result.kinds;
   const s = result.size;
-  parts.interTitle.textContent = t("pg.intermediate_title", { z: s.height.s - 1, e: s.height.edge, op: s.height.output_padding });
+  const op = s.height.output_padding;
+  parts.interTitle.textContent = t(op ? "pg.intermediate_title_op" : "pg.intermediate_title", { z: s.height.s - 1, e: s.height.edge, op });
   for (let i = 0; i < c; i++) {
     drawGrid(parts[`mid${i}`], result.intermediate.data[i], {
       maxW: Math.min(440, width * 0.42),
