@@ -136,3 +136,24 @@ def test_unknown_run_is_a_plain_404_page(page, console) -> None:
     assert response.status == 404
     expect(page.get_by_test_id("not-found")).to_contain_text("expired")
     expect(page.get_by_role("link", name=re.compile("home page"))).to_have_attribute("href", "/")
+
+
+def test_legend_colours_equal_the_server_heatmaps(page) -> None:
+    """colormap.js and app/heatmap.py give the same colour for every table entry."""
+    from app.heatmap import colormap_table
+
+    page.goto("/")
+    colours = page.evaluate(
+        """async () => {
+            const m = await import("/static/js/render/colormap.js");
+            const out = {};
+            for (const cmap of ["diverging", "sequential"]) {
+                // v = i / 255 on [0, 1] hits table entry i exactly.
+                out[cmap] = Array.from({length: 256}, (_, i) =>
+                    m.colorFor(i / 255, {cmap, vmin: 0, vmax: 1}));
+            }
+            return out;
+        }"""
+    )
+    for cmap in ("diverging", "sequential"):
+        assert colours[cmap] == colormap_table(cmap).tolist(), cmap

@@ -1,40 +1,63 @@
-// Colour maps, identical to app/heatmap.py (see docs/API.md, "Colour maps"):
-// the legends drawn here match the PNGs the server renders.
+// Colour maps, identical to app/heatmap.py (docs/API.md, "Colour maps"): the same stops,
+// the same 256-entry tables and the same rounding, so a legend drawn here has exactly the
+// colours of the PNGs the server renders.
 
-const WHITE = [255, 255, 255];
-const BLUE = [33, 102, 172];
-const RED = [178, 24, 43];
-const VIRIDIS = [
-  [68, 1, 84],
-  [59, 82, 139],
-  [33, 145, 140],
-  [94, 201, 98],
-  [253, 231, 37],
-];
+const STOPS = {
+  // Blue below zero, white at zero, red above (the ends of ColorBrewer's RdBu).
+  diverging: [
+    [33, 102, 172],
+    [255, 255, 255],
+    [178, 24, 43],
+  ],
+  // viridis at 0, 1/4, 1/2, 3/4, 1.
+  sequential: [
+    [68, 1, 84],
+    [59, 82, 139],
+    [33, 145, 140],
+    [94, 201, 98],
+    [253, 231, 37],
+  ],
+};
 
-const clip = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
-
-function lerp(a, b, t) {
-  return [0, 1, 2].map((i) => clip(Math.round(a[i] + (b[i] - a[i]) * t), 0, 255));
+// Entry i: s = i / 255 * (stops - 1), j = min(floor(s), stops - 2), f = s - j,
+// each channel floor(stop_j + f * (stop_j+1 - stop_j) + 0.5).
+function buildTable(stops) {
+  const segments = stops.length - 1;
+  const table = [];
+  for (let i = 0; i < 256; i++) {
+    const s = (i / 255) * segments;
+    const j = Math.min(Math.floor(s), segments - 1);
+    const f = s - j;
+    table.push([0, 1, 2].map((k) => Math.floor(stops[j][k] + f * (stops[j + 1][k] - stops[j][k]) + 0.5)));
+  }
+  return table;
 }
 
-/** Signed values centred on zero: blue (negative) - white (0) - red (positive). */
+const TABLES = { diverging: buildTable(STOPS.diverging), sequential: buildTable(STOPS.sequential) };
+
+/** The colour of v on the range [vmin, vmax] of a map. */
+function lookup(cmap, v, vmin, vmax) {
+  let t;
+  if (Number.isNaN(v)) t = 0;
+  else if (vmax === vmin) t = cmap === "diverging" ? 0.5 : 0;
+  else t = Math.min(1, Math.max(0, (v - vmin) / (vmax - vmin)));
+  return TABLES[cmap][Math.floor(255 * t + 0.5)];
+}
+
+/** Signed values centred on zero: blue (negative) - white (0) - red (positive), on ±vmax. */
 export function diverging(v, vmax) {
-  const t = vmax > 0 ? clip(v / vmax, -1, 1) : 0;
-  return t < 0 ? lerp(WHITE, BLUE, -t) : lerp(WHITE, RED, t);
+  return lookup("diverging", v, -Math.abs(vmax), Math.abs(vmax));
 }
 
-/** Non-negative values through five viridis stops. */
+/** Non-negative values through five viridis stops, on [0, vmax]. */
 export function sequential(v, vmax) {
-  const t = vmax > 0 ? clip(v / vmax, 0, 1) : 0;
-  const pos = t * (VIRIDIS.length - 1);
-  const i = Math.min(Math.floor(pos), VIRIDIS.length - 2);
-  return lerp(VIRIDIS[i], VIRIDIS[i + 1], pos - i);
+  return lookup("sequential", v, 0, vmax);
 }
 
-/** Colour of v with {cmap: "diverging"|"sequential", vmax}. */
-export function colorFor(v, { cmap = "diverging", vmax = 1 } = {}) {
-  return cmap === "sequential" ? sequential(v, vmax) : diverging(v, vmax);
+/** Colour of v with {cmap: "diverging"|"sequential", vmax, vmin?} (vmin defaults to -vmax or 0). */
+export function colorFor(v, { cmap = "diverging", vmin, vmax = 1 } = {}) {
+  const lo = vmin ?? (cmap === "diverging" ? -Math.abs(vmax) : 0);
+  return lookup(cmap === "sequential" ? "sequential" : "diverging", v, lo, vmax);
 }
 
 /** "rgb(r, g, b)" */
@@ -53,7 +76,7 @@ export function rangeFor(cmap, min, max) {
     const m = Math.max(Math.abs(min), Math.abs(max)) || 1;
     return { vmin: -m, vmax: m };
   }
-  return { vmin: 0, vmax: max > 0 ? max : 1 };
+  return { vmin: Math.min(0, min), vmax: max };
 }
 
 /** Short human number for legends: 3 significant digits, no trailing zeros. */
@@ -83,7 +106,7 @@ export function drawLegend(canvas, { cmap = "diverging", vmin, vmax = 1 } = {}) 
   const barW = cssW - 2 * pad;
   for (let x = 0; x < barW; x++) {
     const v = lo + ((vmax - lo) * x) / Math.max(1, barW - 1);
-    ctx.fillStyle = cssColor(colorFor(v, { cmap, vmax }));
+    ctx.fillStyle = cssColor(colorFor(v, { cmap, vmin: lo, vmax }));
     ctx.fillRect(pad + x, 0, 1, barH);
   }
   ctx.strokeStyle = "rgba(0,0,0,0.35)";
