@@ -142,3 +142,46 @@ def test_predict_then_reveal(new_page, server_url, screenshot) -> None:
 
     teacher.get_by_test_id("resume").click()
     expect(quiz).to_be_hidden()
+
+
+def test_a_dropped_socket_reconnects_with_backoff_and_resyncs(page, server_url) -> None:
+    response = httpx.post(f"{server_url}{API}/live", timeout=30)
+    code = response.json()["code"]
+    page.goto("/live")
+    result = page.evaluate(
+        """async (code) => {
+             const { LiveClient, backoffDelay } = await import("/static/js/live.js");
+             const delays = [0, 1, 2, 5, 9].map((n) => backoffDelay(n, { random: () => 1 }));
+             const halves = [0, 5].map((n) => backoffDelay(n, { random: () => 0 }));
+             const events = [];
+             let states = 0;
+             await new Promise((resolve) => {
+               const client = new LiveClient(code, {
+                 onStatus: (status) => events.push(status),
+                 onMessage: (m) => {
+                   if (m.type !== "state") return;
+                   events.push(`state ${m.seq}`);
+                   states += 1;
+                   // Drop the first connection as a flaky network would; stop after the resync.
+                   if (states === 1) client.ws.close(4000);
+                   else { client.close(); resolve(); }
+                 },
+               });
+               client.connect();
+             });
+             return { delays, halves, events };
+           }""",
+        code,
+    )
+    assert result["delays"] == [500, 1000, 2000, 15000, 15000]
+    assert result["halves"] == [250, 7500]
+    # connect, state, dropped -> reconnecting, open again, and the state arrives again
+    assert result["events"] == [
+        "connecting",
+        "open",
+        "state 0",
+        "reconnecting",
+        "reconnecting",
+        "open",
+        "state 0",
+    ]
