@@ -64,12 +64,16 @@ def test_drawing_a_digit_shows_live_predictions(page, server_url, screenshot) ->
     page.mouse.up()
 
     predictions = page.get_by_test_id("live-prediction")
+    # aria-busy turns false once the finished drawing (not a partial stroke) has been run.
+    expect(page.get_by_test_id("live-predictions")).to_have_attribute("aria-busy", "false")
     expect(predictions).to_have_count(10)
     open_link = page.get_by_test_id("pad-open")
     expect(open_link).to_be_visible()
     run_id = open_link.get_attribute("href").rsplit("/", 1)[1]
     run = api_get(page, server_url, f"/runs/{run_id}")
     top = run["predictions"][0]
+    if api_get(page, server_url, "/models/lenet5")["trained"]:
+        assert top["class"] == "7", run["predictions"][:3]
     top_row = page.locator('[data-testid="live-prediction"].top')
     expect(top_row).to_contain_text(top["class"])
     assert abs(percent_in(top_row.inner_text()) - 100 * top["probability"]) <= 0.051

@@ -4,7 +4,7 @@ import { applyI18n, formatNumber, t } from "../i18n.js";
 import { className } from "../messages/classes.js";
 import { errorText } from "../messages/common.js";
 import "../messages/home.js";
-import { renderProbBars } from "../render/probbars.js";
+import { formatPercent, renderProbBars } from "../render/probbars.js";
 import { createState } from "../state.js";
 
 const MODEL_KEY = "convscope.model";
@@ -221,7 +221,10 @@ function clearPad() {
   ctx.fillRect(0, 0, pad.width, pad.height);
   padDirty = false;
   lastPreds = null;
-  padSeq++;
+  padSeq++; // answers to earlier drawings are ignored
+  clearTimeout(padTimer);
+  padTimer = 0;
+  setPadBusy(false);
   $("live-preds").replaceChildren();
   $("live-top").textContent = "";
   $("live-hint").hidden = false;
@@ -273,18 +276,30 @@ for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
     if (!drawing) return;
     drawing = false;
     last = null;
-    schedulePadRun();
+    schedulePadRun({ final: true });
   });
 }
 $("pad-clear").addEventListener("click", clearPad);
 
-function schedulePadRun() {
+// aria-busy on the predictions says a newer drawing is still being run.
+function setPadBusy(busy) {
+  $("live-preds").setAttribute("aria-busy", String(busy));
+}
+
+// While drawing, the network runs at most every PAD_DEBOUNCE_MS (live predictions); when a
+// stroke ends it runs once more, PAD_DEBOUNCE_MS later, on the finished drawing.
+function schedulePadRun({ final = false } = {}) {
+  setPadBusy(true);
+  if (padTimer && !final) return;
   clearTimeout(padTimer);
-  padTimer = setTimeout(runPad, PAD_DEBOUNCE_MS);
+  padTimer = setTimeout(() => {
+    padTimer = 0;
+    runPad();
+  }, PAD_DEBOUNCE_MS);
 }
 
 async function runPad() {
-  if (!padDirty) return;
+  if (!padDirty) return setPadBusy(false);
   const seq = ++padSeq;
   const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
   try {
@@ -292,6 +307,7 @@ async function runPad() {
       file: new File([blob], "digit.png", { type: "image/png" }),
     });
     if (seq !== padSeq) return; // a newer stroke has been sent since
+    setPadBusy(false);
     showError($("pad-error"), null);
     lastPreds = run.predictions;
     renderLive();
@@ -299,7 +315,10 @@ async function runPad() {
     open.href = `/runs/${encodeURIComponent(run.run_id)}`;
     open.hidden = false;
   } catch (err) {
-    if (seq === padSeq) showError($("pad-error"), err);
+    if (seq === padSeq) {
+      setPadBusy(false);
+      showError($("pad-error"), err);
+    }
   }
 }
 
@@ -314,7 +333,7 @@ function renderLive() {
   const topEl = $("live-top");
   topEl.textContent = className(top.class);
   const small = document.createElement("small");
-  small.textContent = `${(top.probability * 100).toFixed(1)}%`;
+  small.textContent = formatPercent(top.probability);
   topEl.append(small);
 }
 
