@@ -572,6 +572,7 @@ class _Converter:
                 "divides by the whole window, padded zeros included (count_include_pad=1); "
                 "export with count_include_pad=1 or without padding"
             )
+        requested = tuple(pads)
         if attrs.get("ceil_mode", 0):
             for axis, (before, after) in enumerate(((0, 1), (2, 3))):
                 n, k, s = shape[1 + axis], kernel[axis], stride[axis]
@@ -588,7 +589,16 @@ class _Converter:
                 pads[after] += (ceil - 1) * s + k - (n + pads[before] + pads[after])
         cls = AvgPool2d if kind == "avgpool2d" else MaxPool2d
         layer = cls(self._name(node, kind), kernel, stride, _padding_spec(tuple(pads)))
-        out = layer.output_shape(shape)  # refuses padding over half the window
+        try:
+            out = layer.output_shape(shape)  # refuses padding over half the window
+        except ValueError as exc:
+            if tuple(pads) == requested:
+                raise
+            raise _Problem(
+                f"ceil_mode=1 needs padding {tuple(pads)} (top, bottom, left, right) here, "
+                f"more than half the {kernel[0]}x{kernel[1]} window that the engine's pooling "
+                "allows"
+            ) from exc
         self._add(layer, node)
         return out
 

@@ -371,6 +371,17 @@ def test_external_data_is_refused_in_bytes_and_never_read(tmp_path):
     path.write_bytes(proto.SerializeToString())
     with pytest.raises(OnnxImportError, match="external data"):
         load_onnx(path, model_id="ext")
+    # A file whose weights sit beside it (as big exports do) imports from disk.
+    good = g.model()
+    weight = numpy_helper.to_array(good.graph.initializer[0])  # saving moves it out of `good`
+    kept = tmp_path / "kept" / "m.onnx"
+    kept.parent.mkdir()
+    onnx.save_model(good, str(kept), save_as_external_data=True, location="w.bin", size_threshold=0)
+    assert (kept.parent / "w.bin").is_file()
+    model = load_onnx(kept, model_id="ext")
+    assert np.array_equal(model.layers[0].params["weight"], weight)
+    with pytest.raises(OnnxImportError, match="self-contained"):
+        load_onnx(kept.read_bytes(), model_id="ext")
 
 
 def test_corrupt_oversized_invalid_and_multi_input_files_are_refused(tmp_path):
@@ -407,3 +418,33 @@ def test_class_names_mean_and_std_are_checked():
         load_onnx(proto, model_id="d", mean=[0.1, 0.2, 0.3])
     with pytest.raises(OnnxImportError, match="std values must be positive"):
         load_onnx(proto, model_id="d", std=[0.0])
+
+
+def test_ceil_mode_pooling_matches_onnxruntime_or_is_refused_clearly():
+    g = GraphBuilder((2, 3, 8))
+    # Height: ceil mode would start a window in the bottom padding, which onnxruntime
+    # drops (as PyTorch does); width: one more window, from -inf padding at the right.
+    g.node("MaxPool", [], "ceil", kernel_shape=[2, 3], strides=[2, 2], pads=[1, 0, 1, 0],
+           ceil_mode=1)  # fmt: skip
+    g.node("AveragePool", [], "ceil_avg", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    g.spatial(1, 2)
+    g.flatten("flat")
+    proto = g.model()
+    model = load_onnx(proto, model_id="ceil")
+    assert model.shapes()[:2] == [(2, 2, 4), (2, 1, 2)]
+    assert model.layer("ceil").padding == [1, 1, 0, 1]
+    assert_matches_ort(proto, model)
+    g = GraphBuilder((2, 3, 6))
+    g.node("MaxPool", [], "wide", kernel_shape=[2, 3], strides=[2, 2], pads=[1, 1, 1, 1],
+           ceil_mode=1)  # fmt: skip
+    g.spatial(2, 4)
+    g.flatten("flat")
+    with pytest.raises(UnsupportedGraphError, match=r"'wide' \(MaxPool\): ceil_mode=1 needs "
+                       r"padding \(1, 1, 1, 2\)"):  # fmt: skip
+        load_onnx(g.model(), model_id="wide")
+    g = GraphBuilder((2, 5, 5))
+    g.node("AveragePool", [], "avg", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    g.spatial(3, 3)
+    g.flatten("flat")
+    with pytest.raises(UnsupportedGraphError, match="makes the output 3 instead of 2"):
+        load_onnx(g.model(), model_id="avg")
