@@ -19,8 +19,9 @@ export function setupCanvas(canvas, w, h) {
   const H = Math.max(1, Math.round(h * dpr));
   if (canvas.width !== W) canvas.width = W;
   if (canvas.height !== H) canvas.height = H;
-  canvas.style.width = `${w}px`;
-  canvas.style.height = `${h}px`;
+  // unchanged sizes are not written again: no style invalidation while playing
+  if (canvas.style.width !== `${w}px`) canvas.style.width = `${w}px`;
+  if (canvas.style.height !== `${h}px`) canvas.style.height = `${h}px`;
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);

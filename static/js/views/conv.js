@@ -31,6 +31,7 @@ import {
   pairText,
   resolvePads,
   scrollIntoBox,
+  setText,
 } from "./layer-common.js";
 
 /** Show full grids for every input channel ("all" mode) only up to this many rows drawn. */
@@ -276,8 +277,8 @@ export async function createView(ctx) {
     inAll.hidden = !all;
     eqOne.hidden = all;
     eqAll.hidden = !all;
-    inTitle.textContent = t("conv.input_title");
-    inOf.textContent = t("layer.of_n", { n: cIn });
+    setText(inTitle, t("conv.input_title"));
+    setText(inOf, t("layer.of_n", { n: cIn }));
 
     // input: one big map, or every channel small
     const inAvail = inCol.clientWidth - 22;
@@ -302,24 +303,24 @@ export async function createView(ctx) {
       const sizes = gridSizes(mathCol.clientWidth, hp.kernel);
       if (!all) {
         drawEquation([winCanvas, kerCanvas, prodCanvas], ex, ci, sizes);
-        winCap.textContent = t("conv.window_cap", { c: ci });
-        kerCap.textContent = t("conv.kernel_cap", { k: cell.channel, c: ci });
-        prodCap.textContent = t("conv.products_cap");
-        chSumLabel.textContent = t("conv.sum_cap");
-        chSum.textContent = fmt4(ex.channel_sums[ci]);
+        setText(winCap, t("conv.window_cap", { c: ci }));
+        setText(kerCap, t("conv.kernel_cap", { k: cell.channel, c: ci }));
+        setText(prodCap, t("conv.products_cap"));
+        setText(chSumLabel, t("conv.sum_cap"));
+        setText(chSum, fmt4(ex.channel_sums[ci]));
       } else {
         const small = { cellW: Math.max(28, sizes.cellW - 10), cellH: Math.max(20, sizes.cellH - 6), digits: 2, font: 9 };
         allRows.forEach((row, c) => {
           row.el.classList.toggle("is-current", c === ci);
           if (!isVisible(row.el, eqAll) && c !== ci) return;
           drawEquation([row.win, row.ker, row.prod], ex, c, small);
-          row.sum.textContent = `Σ ${fmt4(ex.channel_sums[c])}`;
+          setText(row.sum, `Σ ${fmt4(ex.channel_sums[c])}`);
         });
       }
       const smax = Math.max(1e-12, ...ex.channel_sums.map(Math.abs));
       sumRows.forEach(({ btn, bar, val }, c) => {
         const v = ex.channel_sums[c];
-        val.textContent = fmt4(v);
+        setText(val, fmt4(v));
         bar.style.width = `${(50 * Math.abs(v)) / smax}%`;
         bar.style.left = v < 0 ? `${50 - (50 * Math.abs(v)) / smax}%` : "50%";
         bar.classList.toggle("is-neg", v < 0);
@@ -335,8 +336,8 @@ export async function createView(ctx) {
       lastInChannel = ci;
       lastMode = state.mode;
     }
-    mathTitle.textContent = t("conv.math_title");
-    sumsTitle.textContent = t("conv.sums_title", { n: cIn });
+    setText(mathTitle, t("conv.math_title"));
+    setText(sumsTitle, t("conv.sums_title", { n: cIn }));
 
     // output map filling in
     const outData = out.peekChannel(cell.channel);
@@ -350,26 +351,31 @@ export async function createView(ctx) {
     } else {
       out.channel(cell.channel).then(requestRender);
     }
-    outTitle.textContent = t("conv.out_title", { c: cell.channel, n: cOut });
-    outHint.textContent = t("layer.click_to_jump");
+    setText(outTitle, t("conv.out_title", { c: cell.channel, n: cOut }));
+    setText(outHint, t("layer.click_to_jump"));
     outCanvas.setAttribute("aria-label", t("layer.output_aria", { h: hOut, w: wOut }));
-    hoverText.textContent =
+    setText(
+      hoverText,
       state.hover && outData
         ? t("layer.hover_value", { pos: `${cell.channel}, ${state.hover.y}, ${state.hover.x}`, v: fmt4(outData[state.hover.y * wOut + state.hover.x]) })
-        : " ";
+        : " ",
+    );
 
     // receptive field on the input image
     const region = ex && ex.receptive_field ? ex.receptive_field : regionFromField(info.receptive_field, cell.y, cell.x, spec.height, spec.width);
     drawReceptiveField(rfCanvas, image, region, { height: spec.height, width: spec.width, size: 96 });
-    rfTitle.textContent = t("layer.rf_title");
-    rfText.textContent = t("layer.rf_text", {
-      top: region.top,
-      bottom: region.bottom - 1,
-      left: region.left,
-      right: region.right - 1,
-      h: region.bottom - region.top,
-      w: region.right - region.left,
-    });
+    setText(rfTitle, t("layer.rf_title"));
+    setText(
+      rfText,
+      t("layer.rf_text", {
+        top: region.top,
+        bottom: region.bottom - 1,
+        left: region.left,
+        right: region.right - 1,
+        h: region.bottom - region.top,
+        w: region.right - region.left,
+      }),
+    );
   }
 
   function drawLegends() {
@@ -379,17 +385,17 @@ export async function createView(ctx) {
 
   function applyTexts() {
     outPicker.applyTexts();
-    modeBtn.textContent = t("conv.mode_all");
+    setText(modeBtn, t("conv.mode_all"));
     modeBtn.title = t("conv.mode_all_hint");
     const p = pads;
     const padded = p.some((v) => v > 0);
     inSub.textContent = padded
       ? t("conv.input_sub_pad", { h: hIn, w: wIn, p: p[0] === p[1] && p[2] === p[3] && p[0] === p[2] ? p[0] : p.join(", "), ph: hIn + p[0] + p[1], pw: wIn + p[2] + p[3] })
       : t("conv.input_sub_valid", { h: hIn, w: wIn });
-    keyPad.textContent = padded ? t("conv.key_pad") : "";
+    setText(keyPad, padded ? t("conv.key_pad") : "");
     keyPad.hidden = !padded;
-    keyWin.textContent = t("conv.key_window", { k: hp.kernel.join(" × ") });
-    keyNext.textContent = t("conv.key_next", { s: pairText(hp.stride) });
+    setText(keyWin, t("conv.key_window", { k: hp.kernel.join(" × ") }));
+    setText(keyNext, t("conv.key_next", { s: pairText(hp.stride) }));
     drawLegends();
   }
 

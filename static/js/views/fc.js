@@ -6,7 +6,7 @@ import { t } from "../i18n.js";
 import { drawLegend } from "../render/colormap.js";
 import { ACCENT, LINK, drawVector, markEntry, setupCanvas, vectorGeometry } from "../render/grid.js";
 import { className } from "../messages/classes.js";
-import { cellSteps, createTensorSource, fmt4, h, inputNameOf, layerSummary } from "./layer-common.js";
+import { cellSteps, createTensorSource, fmt4, h, inputNameOf, layerSummary, setText } from "./layer-common.js";
 
 const LIT = [255, 210, 63]; // a lit neuron
 const DARK = [32, 36, 44]; // an unlit one
@@ -162,18 +162,18 @@ export async function createView(ctx) {
     }
     drawNeurons(state);
 
-    inTitle.textContent = t("fc.in_title", { n: nIn, name: inputName });
-    inSub.textContent = t("fc.in_sub", { k: perRow });
-    contribTitle.textContent = t("fc.contrib_title", { i });
-    mathTitle.textContent = t("fc.math_title", { i });
-    neuronsTitle.textContent = t("fc.neurons_title", { n: nOut });
-    neuronsSub.textContent = t("fc.neurons_sub");
+    setText(inTitle, t("fc.in_title", { n: nIn, name: inputName }));
+    setText(inSub, t("fc.in_sub", { k: perRow }));
+    setText(contribTitle, t("fc.contrib_title", { i }));
+    setText(mathTitle, t("fc.math_title", { i }));
+    setText(neuronsTitle, t("fc.neurons_title", { n: nOut }));
+    setText(neuronsSub, t("fc.neurons_sub"));
     const hv = state.hover ? state.hover.index : null;
-    neuronsHover.textContent = hv === null ? " " : t("layer.hover_value", { pos: String(hv), v: fmt4(out.data[hv]) });
+    setText(neuronsHover, hv === null ? " " : t("layer.hover_value", { pos: String(hv), v: fmt4(out.data[hv]) }));
 
     mathCol.classList.toggle("is-stale", !ex);
     if (ex) {
-      mathSub.textContent = t("fc.math_sub", { n: ex.terms.length, total: nIn });
+      setText(mathSub, t("fc.math_sub", { n: ex.terms.length, total: nIn }));
       const tmax = Math.max(1e-12, ...ex.terms.map((term) => Math.abs(term.product)));
       const head = h(
         "tr",

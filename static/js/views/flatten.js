@@ -5,7 +5,7 @@
 import { t } from "../i18n.js";
 import { colorFor, cssColor, drawLegend } from "../render/colormap.js";
 import { ACCENT, LINK, drawNumberGrid, drawVector, markEntry, setupCanvas, vectorGeometry } from "../render/grid.js";
-import { cellSteps, createTensorSource, fmt4, h, inputNameOf, layerSummary, shapeText } from "./layer-common.js";
+import { cellSteps, createTensorSource, fmt4, h, inputNameOf, layerSummary, shapeText, setText } from "./layer-common.js";
 
 export async function createView(ctx) {
   const { root, runId, run, model, info, index, store } = ctx;
@@ -150,10 +150,10 @@ export async function createView(ctx) {
     markEntry(vg, vgeom, i, { color: ACCENT });
     if (state.hover) markEntry(vg, vgeom, state.hover.index, { color: LINK, width: 1.5 });
 
-    mapsTitle.textContent = t("fl.maps_title", { shape: shapeText(info.input_shape), name: inputName });
-    mapsSub.textContent = t("fl.maps_sub", { c: C });
-    vecTitle.textContent = t("fl.vec_title", { n });
-    vecSub.textContent = perRow === plane ? t("fl.vec_sub_rows", { k: plane }) : t("fl.vec_sub", { k: perRow });
+    setText(mapsTitle, t("fl.maps_title", { shape: shapeText(info.input_shape), name: inputName }));
+    setText(mapsSub, t("fl.maps_sub", { c: C }));
+    setText(vecTitle, t("fl.vec_title", { n }));
+    setText(vecSub, perRow === plane ? t("fl.vec_sub_rows", { k: plane }) : t("fl.vec_sub", { k: perRow }));
     const hv = state.hover ? state.hover.index : null;
     const hoverText =
       hv === null
@@ -162,9 +162,9 @@ export async function createView(ctx) {
             const s = sourceOf(hv);
             return t("fl.hover", { i: hv, c: s.c, y: s.y, x: s.x, v: fmt4(vec[hv]) });
           })();
-    mapsHover.textContent = hoverText;
-    vecHover.textContent = hoverText;
-    mathTitle.textContent = t("fl.math_title");
+    setText(mapsHover, hoverText);
+    setText(vecHover, hoverText);
+    setText(mathTitle, t("fl.math_title"));
 
     mathCol.classList.toggle("is-stale", !ex);
     if (ex) {
@@ -177,7 +177,7 @@ export async function createView(ctx) {
         h("span", { text: t("fl.value_line", { c, y, x, i: ex.cell[0] }) }),
         h("b", { class: "act-value", text: fmt4(ex.value) }),
       );
-      note.textContent = t("fl.note");
+      setText(note, t("fl.note"));
       // the source map in numbers, and the stretch of the vector it lands in
       const plane2d = [];
       for (let yy = 0; yy < H; yy++) plane2d.push(Array.from(data.subarray(c * plane + yy * W, c * plane + (yy + 1) * W)));
@@ -191,10 +191,10 @@ export async function createView(ctx) {
           mark: (r, q) => (r === y && q === x ? "cur" : null),
         });
         planeCanvas.hidden = false;
-        planeCap.textContent = t("fl.plane_cap", { c });
+        setText(planeCap, t("fl.plane_cap", { c }));
       } else {
         planeCanvas.hidden = true;
-        planeCap.textContent = "";
+        setText(planeCap, "");
       }
       const lo = Math.max(0, Math.min(ex.cell[0] - 4, n - 9));
       const ids = [];
@@ -205,7 +205,7 @@ export async function createView(ctx) {
         vmax: out.vmax,
         mark: (r, q) => (ids[q] === ex.cell[0] ? "cur" : null),
       });
-      rowCap.textContent = t("fl.row_cap", { a: ids[0], b: ids[ids.length - 1] });
+      setText(rowCap, t("fl.row_cap", { a: ids[0], b: ids[ids.length - 1] }));
     }
   }
 

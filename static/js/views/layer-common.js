@@ -464,3 +464,9 @@ export function neighbourhood(data, height, width, y, x, r, shown = () => true) 
 export function mapCap() {
   return Math.max(260, Math.min(720, window.innerHeight - 320));
 }
+
+/** Write text only when it changed: unchanged text then costs no layout while playing. */
+export function setText(el, text) {
+  const s = String(text);
+  if (el.textContent !== s) el.textContent = s;
+}

@@ -9,7 +9,7 @@ import "../messages/common.js";
 import "../messages/layer.js";
 import { Player, READABLE_SPEED, SPEEDS, bindControls, bindKeys } from "../player.js";
 import { createState } from "../state.js";
-import { cellKey, createExplainCache, fmt4, h, pairText, shapeText } from "./layer-common.js";
+import { cellKey, createExplainCache, fmt4, h, pairText, shapeText, setText } from "./layer-common.js";
 
 const VIEWS = {
   conv2d: "./conv.js",
@@ -167,8 +167,8 @@ async function main() {
       wantedKey = key;
       fetchCell(cell);
     }
-    cellPosition.textContent = view.positionText(cell);
-    cellValue.textContent = ex ? fmt4(ex.value) : "…";
+    setText(cellPosition, view.positionText(cell));
+    setText(cellValue, ex ? fmt4(ex.value) : "…");
     cellValue.setAttribute("aria-busy", String(!ex));
     view.render(state, ex);
     syncControls();
@@ -185,7 +185,7 @@ async function main() {
         if (scheduledFetch === p) scheduledFetch = null;
         if (errorShown) {
           errorShown = false;
-          status.textContent = "";
+          setText(status, "");
         }
         requestRender();
       },
@@ -194,7 +194,7 @@ async function main() {
         wantedKey = null;
         player.pause();
         errorShown = true;
-        status.textContent = err instanceof ApiError && err.status === 404 ? t("error.run_expired") : t("error.generic", { message: err.message });
+        setText(status, err instanceof ApiError && err.status === 404 ? t("error.run_expired") : t("error.generic", { message: err.message }));
       },
     );
   }

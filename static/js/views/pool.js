@@ -16,6 +16,7 @@ import {
   loadInputImage,
   pairText,
   resolvePads,
+  setText,
 } from "./layer-common.js";
 
 export async function createView(ctx) {
@@ -84,14 +85,16 @@ export async function createView(ctx) {
     const outMarks = [{ y: cell.y, x: cell.x }];
     if (state.hover) outMarks.push({ ...state.hover, color: LINK, width: 1.5 });
     const outData = outPanel.render({ channel: cell.channel, filled: state.step + 1, marks: outMarks, requestRender });
-    inPanel.title.textContent = t("pool.in_title", { c: cell.channel, h: hIn, w: wIn });
-    outPanel.title.textContent = t("pool.out_title", { c: cell.channel, h: hOut, w: wOut });
-    outPanel.sub.textContent = t("layer.click_to_jump");
-    outPanel.hover.textContent =
+    setText(inPanel.title, t("pool.in_title", { c: cell.channel, h: hIn, w: wIn }));
+    setText(outPanel.title, t("pool.out_title", { c: cell.channel, h: hOut, w: wOut }));
+    setText(outPanel.sub, t("layer.click_to_jump"));
+    setText(
+      outPanel.hover,
       state.hover && outData
         ? t("layer.hover_value", { pos: `${cell.channel}, ${state.hover.y}, ${state.hover.x}`, v: fmt4(outData[state.hover.y * wOut + state.hover.x]) })
-        : " ";
-    mathTitle.textContent = t(isMax ? "pool.math_max" : "pool.math_avg");
+        : " ",
+    );
+    setText(mathTitle, t(isMax ? "pool.math_max" : "pool.math_avg"));
 
     mathCol.classList.toggle("is-stale", !ex);
     if (ex) {
@@ -111,12 +114,12 @@ export async function createView(ctx) {
         vmax: src.vmax,
         mark,
       });
-      winCap.textContent = t("pool.window_cap", { k: hp.kernel.join(" × "), rows: `${ex.rows[0]}–${ex.rows[ex.rows.length - 1]}`, cols: `${ex.cols[0]}–${ex.cols[ex.cols.length - 1]}` });
+      setText(winCap, t("pool.window_cap", { k: hp.kernel.join(" × "), rows: `${ex.rows[0]}–${ex.rows[ex.rows.length - 1]}`, cols: `${ex.cols[0]}–${ex.cols[ex.cols.length - 1]}` }));
       const values = ex.window.flat().filter((v, i) => !ex.padded.flat()[i]);
       const list = values.length <= 9 ? values.map(fmt4).join(", ") : t("pool.n_values", { n: values.length });
       if (isMax) {
         formula.replaceChildren(h("span", { text: `max(${list}) = ` }), h("b", { class: "act-value", text: fmt4(ex.value) }));
-        note.textContent = t("pool.max_note", { y: ex.argmax_input[0], x: ex.argmax_input[1] });
+        setText(note, t("pool.max_note", { y: ex.argmax_input[0], x: ex.argmax_input[1] }));
       } else {
         formula.replaceChildren(
           h("span", { text: `(${values.length <= 9 ? values.map(fmt4).join(" + ") : t("pool.n_values", { n: values.length })}) / ${ex.count}` }),
@@ -124,21 +127,24 @@ export async function createView(ctx) {
           h("span", { text: `= ${fmt4(ex.sum)} / ${ex.count} = ` }),
           h("b", { class: "act-value", text: fmt4(ex.value) }),
         );
-        note.textContent = t("pool.avg_note", { n: ex.count });
+        setText(note, t("pool.avg_note", { n: ex.count }));
       }
     }
 
     const region = ex && ex.receptive_field ? ex.receptive_field : regionFromField(info.receptive_field, cell.y, cell.x, spec.height, spec.width);
     drawReceptiveField(rfCanvas, image, region, { height: spec.height, width: spec.width, size: 96 });
-    rfTitle.textContent = t("layer.rf_title");
-    rfText.textContent = t("layer.rf_text", {
-      top: region.top,
-      bottom: region.bottom - 1,
-      left: region.left,
-      right: region.right - 1,
-      h: region.bottom - region.top,
-      w: region.right - region.left,
-    });
+    setText(rfTitle, t("layer.rf_title"));
+    setText(
+      rfText,
+      t("layer.rf_text", {
+        top: region.top,
+        bottom: region.bottom - 1,
+        left: region.left,
+        right: region.right - 1,
+        h: region.bottom - region.top,
+        w: region.right - region.left,
+      }),
+    );
   }
 
   function applyTexts() {
@@ -149,7 +155,7 @@ export async function createView(ctx) {
     ];
     if (isMax) items.push(h("span", { class: "lv-key lv-key-pick", text: t("pool.key_max") }));
     inPanel.keys.replaceChildren(...items);
-    inPanel.sub.textContent = pads.some((p) => p > 0) ? t("conv.input_sub_pad", { h: hIn, w: wIn, p: pads[0], ph: hIn + pads[0] + pads[1], pw: wIn + pads[2] + pads[3] }) : t("act.in_sub", { name: inputName });
+    setText(inPanel.sub, pads.some((p) => p > 0) ? t("conv.input_sub_pad", { h: hIn, w: wIn, p: pads[0], ph: hIn + pads[0] + pads[1], pw: wIn + pads[2] + pads[3] }) : t("act.in_sub", { name: inputName }));
     keys.replaceChildren(...(isMax ? [h("span", { class: "lv-key lv-key-pick", text: t("pool.key_max") })] : []));
     inPanel.drawLegend();
     outPanel.drawLegend();

@@ -16,6 +16,7 @@ import {
   loadInputImage,
   neighbourhood,
   paren,
+  setText,
 } from "./layer-common.js";
 
 export async function createView(ctx) {
@@ -98,18 +99,20 @@ export async function createView(ctx) {
     if (state.hover) marks.push({ ...state.hover, color: LINK, width: 1.5 });
     const outData = outPanel.render({ channel: c, filled: state.step + 1, marks, hatched, perRow, requestRender });
     const name = t(`kind.${kind}`);
-    inPanel.title.textContent = isMap ? t("act.in_title_map", { c }) : t("act.in_title_vec");
-    outPanel.title.textContent = isMap ? t("act.out_title_map", { c }) : t("act.out_title_vec");
-    inPanel.sub.textContent = t("act.in_sub", { name: inputName });
-    outPanel.sub.textContent = t("layer.click_to_jump");
-    outPanel.hover.textContent =
+    setText(inPanel.title, isMap ? t("act.in_title_map", { c }) : t("act.in_title_vec"));
+    setText(outPanel.title, isMap ? t("act.out_title_map", { c }) : t("act.out_title_vec"));
+    setText(inPanel.sub, t("act.in_sub", { name: inputName }));
+    setText(outPanel.sub, t("layer.click_to_jump"));
+    setText(
+      outPanel.hover,
       state.hover && outData
         ? t("layer.hover_value", {
             pos: isMap ? `${c}, ${state.hover.y}, ${state.hover.x}` : String(state.hover.index),
             v: fmt4(outData[isMap ? state.hover.y * W + state.hover.x : state.hover.index]),
           })
-        : " ";
-    mathTitle.textContent = t("act.math_title", { name });
+        : " ",
+    );
+    setText(mathTitle, t("act.math_title", { name }));
 
     mathCol.classList.toggle("is-stale", !ex);
     if (ex) {
@@ -121,9 +124,11 @@ export async function createView(ctx) {
         h("span", { text: `f(${fmt4(ex.input)}) = ${substituted} = ` }),
         h("b", { class: "act-value", text: fmt4(ex.value) }),
       );
-      if (kind === "relu") verdict.textContent = ex.clipped ? t("act.clipped") : t("act.passed");
-      else if (kind === "leaky_relu") verdict.textContent = ex.input < 0 ? t("act.leaky_neg") : t("act.passed");
-      else verdict.textContent = t(kind === "sigmoid" ? "act.sigmoid_note" : "act.tanh_note");
+      let note;
+      if (kind === "relu") note = ex.clipped ? "act.clipped" : "act.passed";
+      else if (kind === "leaky_relu") note = ex.input < 0 ? "act.leaky_neg" : "act.passed";
+      else note = kind === "sigmoid" ? "act.sigmoid_note" : "act.tanh_note";
+      setText(verdict, t(note));
       verdict.classList.toggle("is-clipped", Boolean(ex.clipped));
     }
 
@@ -159,22 +164,25 @@ export async function createView(ctx) {
       const hh = inRows.length * sizes.cellH;
       drawNumberGrid(setupCanvas(inNearCanvas, w, hh), inRows, { ...sizes, cmap: src.cmap, vmax: src.vmax, mark: markIn });
       drawNumberGrid(setupCanvas(outNearCanvas, w, hh), outRows, { ...sizes, cmap: out.cmap, vmax: out.vmax, mark: markOut });
-      inNearCap.textContent = t("act.near_in");
-      outNearCap.textContent = t("act.near_out");
+      setText(inNearCap, t("act.near_in"));
+      setText(outNearCap, t("act.near_out"));
     }
 
     if (isMap) {
       const region = regionFromField(info.receptive_field, cell.y, cell.x, spec.height, spec.width);
       drawReceptiveField(rfCanvas, image, region, { height: spec.height, width: spec.width, size: 96 });
-      rfTitle.textContent = t("layer.rf_title");
-      rfText.textContent = t("layer.rf_text", {
-        top: region.top,
-        bottom: region.bottom - 1,
-        left: region.left,
-        right: region.right - 1,
-        h: region.bottom - region.top,
-        w: region.right - region.left,
-      });
+      setText(rfTitle, t("layer.rf_title"));
+      setText(
+        rfText,
+        t("layer.rf_text", {
+          top: region.top,
+          bottom: region.bottom - 1,
+          left: region.left,
+          right: region.right - 1,
+          h: region.bottom - region.top,
+          w: region.right - region.left,
+        }),
+      );
     }
   }
 

@@ -3,7 +3,7 @@
 
 import { t } from "../i18n.js";
 import { className } from "../messages/classes.js";
-import { cellSteps, fmt4, h, inputNameOf, paren } from "./layer-common.js";
+import { cellSteps, fmt4, h, inputNameOf, paren, setText } from "./layer-common.js";
 
 export async function createView(ctx) {
   const { root, run, model, info, index } = ctx;
@@ -77,9 +77,9 @@ export async function createView(ctx) {
       row.tr.classList.toggle("is-current", k === i);
       row.tr.classList.toggle("is-pending", k > i);
     });
-    tableTitle.textContent = t("sm.title", { n, name: inputName });
-    tableSub.textContent = t("sm.sub");
-    mathTitle.textContent = t("sm.math_title", { name: label(i) });
+    setText(tableTitle, t("sm.title", { n, name: inputName }));
+    setText(tableSub, t("sm.sub"));
+    setText(mathTitle, t("sm.math_title", { name: label(i) }));
     mathCol.classList.toggle("is-stale", !ex);
     if (!ex) return;
     if (filledFrom !== ex) {
@@ -88,13 +88,13 @@ export async function createView(ctx) {
       const lmax = Math.max(1e-12, ...ex.logits.map(Math.abs));
       rows.forEach((row, k) => {
         const z = ex.logits[k];
-        row.logit.textContent = fmt4(z);
+        setText(row.logit, fmt4(z));
         row.logitBar.style.width = `${(50 * Math.abs(z)) / lmax}%`;
         row.logitBar.style.left = z < 0 ? `${50 - (50 * Math.abs(z)) / lmax}%` : "50%";
         row.logitBar.classList.toggle("is-neg", z < 0);
-        row.exp.textContent = fmt4(ex.exps[k]);
+        setText(row.exp, fmt4(ex.exps[k]));
         row.expBar.style.width = `${100 * Math.min(1, ex.exps[k])}%`;
-        row.prob.textContent = fmt4(ex.probabilities[k]);
+        setText(row.prob, fmt4(ex.probabilities[k]));
         row.probBar.style.width = `${100 * ex.probabilities[k]}%`;
       });
     }
@@ -111,7 +111,7 @@ export async function createView(ctx) {
       h("span", { text: `= ${fmt4(ex.exps[i])} / ${fmt4(ex.sum)} = ` }),
       h("b", { class: "act-value", text: fmt4(ex.value) }),
     );
-    note.textContent = i === predicted ? t("sm.note_predicted", { name: label(i) }) : t("sm.note_shift");
+    setText(note, i === predicted ? t("sm.note_predicted", { name: label(i) }) : t("sm.note_shift"));
   }
 
   return {
