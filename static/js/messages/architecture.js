@@ -24,7 +24,7 @@ registerMessages({
     "arch.hp_pool_padded": "window {k}, stride {s}, padding {p}",
     "arch.hp_linear": "{i} inputs → {o} neurons",
     "arch.hp_flatten": "{from} → {n} values",
-    "arch.rf_full": "(whole image)",
+    "arch.rf_full": "whole image",
     "arch.totals": "Total",
     "arch.total_breakdown": "{w} weights + {b} biases",
     "arch.note_weights":
@@ -56,7 +56,7 @@ registerMessages({
     "arch.hp_pool_padded": "窗口 {k}，步长 {s}，填充 {p}",
     "arch.hp_linear": "{i} 个输入 → {o} 个神经元",
     "arch.hp_flatten": "{from} → {n} 个值",
-    "arch.rf_full": "（整张图片）",
+    "arch.rf_full": "整张图片",
     "arch.totals": "合计",
     "arch.total_breakdown": "{w} 个权重 + {b} 个偏置",
     "arch.note_weights":
