@@ -158,6 +158,14 @@ def test_a_shared_link_opens_the_same_state(page, new_page) -> None:
     assert other.evaluate("window.convscope.request()") == expected["request"]
     assert other.input_value('[data-kernel="1"] [data-y="0"][data-x="0"][data-c="2"]') == "3"
 
+    # classroom mode drives the page through its hook with the same compact state
+    snapshot = page.evaluate("window.convscope.getState()")
+    other.click('[data-testid="preset-window-429"]')
+    expect(other.locator('[data-testid="cell-value"]')).to_have_text("429")
+    other.evaluate("(s) => window.convscope.setState(s)", snapshot)
+    expect(other.locator('[data-testid="cell-position"]')).to_have_text(expected["position"])
+    expect(other.locator('[data-testid="cell-value"]')).to_have_text(expected["value"])
+
 
 def test_the_language_switch_translates_the_page(page) -> None:
     open_playground(page)

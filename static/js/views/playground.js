@@ -59,8 +59,10 @@ const clampInt = (v, lo, hi) => Math.min(hi, Math.max(lo, Math.round(v)));
 let state = readUrl() || initialState();
 state.transposed = state.transposed || { ...DEFAULT_TRANSPOSED };
 let result = null; // the last good response of /conv or /transposed
+let resultMode = null; // the mode that response was computed for
 let failure = null; // the last error (a 422 keeps the sizes in failure.details)
 let pendingCell = null; // a preset's named cell, placed once the output's shape is known
+let pendingStep = null; // a step asked for (classroom mode) before its state's response
 let inflight = null;
 let recomputeTimer = 0;
 let urlTimer = 0;
@@ -111,10 +113,12 @@ async function recompute() {
   if (inflight) inflight.abort();
   inflight = new AbortController();
   $("[data-pg-stage]").setAttribute("aria-busy", "true");
+  const mode = state.mode;
   try {
     const response = await compute(state, inflight.signal);
     if (seq !== requestSeq) return;
     result = response;
+    resultMode = mode;
     failure = null;
   } catch (err) {
     if (err.name === "AbortError" || seq !== requestSeq) return;
@@ -128,6 +132,9 @@ async function recompute() {
   if (pendingCell && result) {
     player.goTo(stepOfCell(pendingCell));
     pendingCell = null;
+  } else if (pendingStep !== null) {
+    player.goTo(Math.min(pendingStep, total - 1));
+    pendingStep = null;
   } else {
     player.goTo(Math.min(state.step || 0, total - 1));
   }
@@ -142,7 +149,7 @@ async function recompute() {
 /** The stages the player walks through, each with its output shape (C, H, W). */
 function stages() {
   if (!result) return [];
-  if (state.mode === "transposed") return [{ stage: "transposed", shape: result.shape }];
+  if (resultMode === "transposed") return [{ stage: "transposed", shape: result.shape }];
   const list = [];
   if (result.conv) list.push({ stage: "conv", shape: result.conv.shape });
   if (result.pool) list.push({ stage: "pool", shape: result.pool.shape });
@@ -521,6 +528,7 @@ function renderFormula() {
   const general = $("[data-pg-general]");
   const filled = $('[data-testid="output-size"]');
   const why = $("[data-pg-why]");
+  const res = resultMode === state.mode ? result : null; // null while a mode change is in flight
   const lines = [];
   const reasons = [];
   let shape = "";
@@ -546,19 +554,19 @@ function renderFormula() {
     }
   };
   if (state.mode === "transposed") {
-    if (result) {
-      addSize(t("pg.stage_transposed"), result.size, "transposed");
-      shape = t("pg.shape_line", { c: result.shape[0], h: result.shape[1], w: result.shape[2] });
-      const w = result.size.width;
+    if (res) {
+      addSize(t("pg.stage_transposed"), res.size, "transposed");
+      shape = t("pg.shape_line", { c: res.shape[0], h: res.shape[1], w: res.shape[2] });
+      const w = res.size.width;
       reasons.push(t(w.output_padding ? "pg.why_transposed_op" : "pg.why_transposed", { ...w, z: w.s - 1 }));
     }
   } else {
-    const convSize = result?.conv?.size || (details && details.stage === "conv" ? details.size : null);
-    const poolSize = result?.pool?.size || (details && details.stage === "pool" ? details.size : null);
+    const convSize = res?.conv?.size || (details && details.stage === "conv" ? details.size : null);
+    const poolSize = res?.pool?.size || (details && details.stage === "pool" ? details.size : null);
     if (state.mode === "conv") addSize(t("pg.stage_conv"), convSize, "conv");
-    if (state.mode === "conv" && state.padding === "same" && result?.conv) reasons.push(t("pg.why_same", { p: result.conv.pads.join(", ") }));
+    if (state.mode === "conv" && state.padding === "same" && res?.conv) reasons.push(t("pg.why_same", { p: res.conv.pads.join(", ") }));
     if (state.mode === "pool" || state.pool.after) addSize(t("pg.stage_pool"), poolSize, "pool");
-    const last = result?.pool || result?.conv;
+    const last = res?.pool || res?.conv;
     if (last) shape = t("pg.shape_line", { c: last.shape[0], h: last.shape[1], w: last.shape[2] });
   }
   if (failure && !details) reasons.push(errorText(failure));
@@ -633,6 +641,7 @@ function rebuild(stage, key, build) {
 
 /** Open a small editor over input cell (c, y, x) drawn at `rect` inside `anchor`. */
 function editCell(anchor, c, y, x, rect) {
+  if (state.input[c]?.[y]?.[x] === undefined) return; // the grid changed meanwhile
   const old = anchor.querySelector(".pg-cell-editor");
   if (old) old.remove();
   const input = h("input", { type: "number", step: "any", class: "pg-cell-editor", value: fmt(state.input[c][y][x]), "aria-label": t("pg.edit_cell", { c, y, x }), "data-testid": "cell-editor" });
@@ -699,9 +708,11 @@ function pickable(canvas, stageIndex, channel, getGeom) {
 
 const geoms = {};
 
+// The renderers read sizes from the response, never from the state: between a change and
+// its response the two differ.
 function renderConv(stage, cell, info) {
   const conv = result.conv;
-  const c = channels();
+  const c = conv.padded.shape[0];
   const k = conv.shape[0];
   const pooled = Boolean(result.pool);
   const act = state.activation !== "none";
@@ -764,7 +775,7 @@ function renderConv(stage, cell, info) {
   const rows = padded[0].length;
   const cols = padded[0][0].length;
   const samePad = pads.every((p) => p === pads[0]);
-  parts.inputsTitle.textContent = t(samePad && pads[0] === 0 ? "pg.input_sub_valid" : "pg.input_sub", { n: side(), p: samePad ? pads[0] : pads.join("/"), np: `${rows} × ${cols}` });
+  parts.inputsTitle.textContent = t(samePad && pads[0] === 0 ? "pg.input_sub_valid" : "pg.input_sub", { n: result.input.shape[1], p: samePad ? pads[0] : pads.join("/"), np: `${rows} × ${cols}` });
   parts.mathTitle.textContent = t("pg.math_title", { pos: `${cell.channel}, ${cell.y}, ${cell.x}` });
   const inW = Math.min(400, width * 0.34);
   for (let i = 0; i < c; i++) {
@@ -778,7 +789,7 @@ function renderConv(stage, cell, info) {
     }).geom;
   }
   const vOut = maxAbs(conv.output);
-  const outW = Math.min(320, width * (pooled ? 0.17 : 0.24));
+  const outW = Math.min(320, width * (pooled ? 0.2 : 0.26));
   for (let j = 0; j < k; j++) {
     geoms[`out${j}`] = drawGrid(parts[`out${j}`], filling(conv.output[j], j, cell.channel, cell.y * conv.shape[2] + cell.x), {
       maxW: outW,
@@ -798,8 +809,8 @@ function renderConv(stage, cell, info) {
 }
 
 function renderConvMath(cell, info) {
-  const c = channels();
   const kern = result.conv.kernels.data[cell.channel];
+  const c = kern.length;
   const f = kern[0].length;
   const small = { maxW: 150, maxH: 150, maxCell: f > 4 ? 24 : 32 };
   const vW = info ? maxAbs(info.window) : 1;
@@ -916,7 +927,7 @@ function renderPool(stage, cell, info) {
 }
 
 function renderTransposed(stage, cell, info) {
-  const c = channels();
+  const c = result.input.shape[0];
   const k = result.shape[0];
   const key = JSON.stringify(["transposed", c, k, document.documentElement.lang]);
   rebuild(stage, key, () => {
@@ -1044,10 +1055,13 @@ function hookState() {
 window.convscope = {
   getState: hookState,
   setState(patch) {
+    let loading = false;
     if (patch.playground) {
       const next = expand(patch.playground);
-      if (next && JSON.stringify(compact(next)) !== JSON.stringify(compact(state))) {
+      if (next && JSON.stringify(compact({ ...next, step: 0 })) !== JSON.stringify(compact({ ...state, step: 0 }))) {
         state = next;
+        loading = true;
+        pendingStep = Number.isFinite(patch.step) ? patch.step : next.step;
         buildKernelEditors();
         update({}, { keepPreset: true });
       }
@@ -1057,10 +1071,7 @@ window.convscope = {
       SPEEDS.forEach((s, i) => Math.abs(s - patch.speed) < Math.abs(SPEEDS[best] - patch.speed) && (best = i));
       player.setSpeedIndex(best);
     }
-    if (Number.isFinite(patch.step)) {
-      state.step = patch.step;
-      player.goTo(patch.step);
-    }
+    if (Number.isFinite(patch.step) && !loading) player.goTo(patch.step);
     if (patch.playing === true) player.play();
     else if (patch.playing === false) player.pause();
   },
