@@ -131,6 +131,7 @@ async def run(base: str, clients: int, seconds: float, rate: float, pid: int | N
         await asyncio.wait_for(asyncio.gather(*batch), timeout=60)
 
     cpu0 = _proc_cpu_seconds(pid) if pid else None
+    own0 = time.process_time()
     sent = 0
     accepted_seq = 0
     async with connect(f"{ws_base}?token={session['presenter_token']}") as presenter:
@@ -144,8 +145,9 @@ async def run(base: str, clients: int, seconds: float, rate: float, pid: int | N
             state = {**base_state, "cell": cell, "step": step, "sent_at": time.time() * 1000}
             await presenter.send(orjson.dumps({"type": "set", "state": state}).decode())
             sent += 1
-            next_at += 1.0 / rate
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            # A late presenter does not catch up in a burst (the server would rate-limit it).
+            next_at = max(next_at + 1.0 / rate, time.monotonic())
+            await asyncio.sleep(next_at - time.monotonic())
         elapsed = time.monotonic() - started
         await asyncio.sleep(1.0)  # let the last states arrive
         await presenter.send('{"type":"sync"}')
@@ -158,6 +160,7 @@ async def run(base: str, clients: int, seconds: float, rate: float, pid: int | N
                 if message["state"]["sent_at"] is not None and accepted_seq >= sent:
                     break
     cpu1 = _proc_cpu_seconds(pid) if pid else None
+    own_cpu = time.process_time() - own0
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -180,8 +183,14 @@ async def run(base: str, clients: int, seconds: float, rate: float, pid: int | N
             "max": round(latencies[-1], 2) if latencies else None,
         },
     }
+    # The students' own work (this process) competes with the server on a small machine.
+    result["clients_cpu_percent_of_one_core"] = round(100 * own_cpu / elapsed, 1)
     if pid:
         result["server_cpu_percent_of_one_core"] = round(100 * (cpu1 - cpu0) / elapsed, 1)
+        # Load-independent cost: server CPU per 1000 states delivered.
+        result["server_cpu_ms_per_1000_deliveries"] = round(
+            1e6 * (cpu1 - cpu0) / max(received, 1), 1
+        )
         result["server_memory_mb"] = {k: round(v, 1) for k, v in _proc_memory_mb(pid).items()}
     return result
 
