@@ -111,7 +111,7 @@ registerMessages({
     "live.teacher_view": "老师：{view}",
     "live.view_home": "正在选择图片",
     "live.view_overview": "总览",
-    "live.view_layer": "第 {layer} 层",
+    "live.view_layer": "{layer} 层",
     "live.view_playground": "练习场",
     "live.predict_title": "先预测，再揭晓",
     "live.predict_help": "把所有人的画面定格在当前单元，收集全班的预测，再揭晓计算过程。",
