@@ -59,8 +59,8 @@ def test_flatten_order_and_hover(page, server_url, tiny_run, screenshot) -> None
     vec = page.get_by_test_id("output-map")
     box = vec.bounding_box()
     assert box is not None
-    cell = (box["width"] - 2) / 16  # one channel of 4 x 4 per row
-    vec.hover(position={"x": 1 + 5.5 * cell, "y": 1 + 3.5 * cell})  # row 3, entry 5: index 53
+    cell = (box["width"] - 36) / 16  # one channel of 4 x 4 per row, after 34 px of labels
+    vec.hover(position={"x": 35 + 5.5 * cell, "y": 1 + 3.5 * cell})  # row 3, entry 5: 53
     expect(page.locator(".fl-vec .lv-hover")).to_contain_text("i = 53 ← (c, y, x) = (3, 1, 1)")
     page.keyboard.press("ArrowRight")
     expect_cell(page, server_url, tiny_run, "flatten", index=40)

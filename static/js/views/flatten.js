@@ -83,7 +83,7 @@ export async function createView(ctx) {
     return hit(ev.clientX - r.left, ev.clientY - r.top);
   };
   const mapsHit = (px, py) => (maps ? maps.at(px, py) : null);
-  const vecHit = (px, py) => (vgeom ? vgeom.indexAt(px - 1, py - 1) : null);
+  const vecHit = (px, py) => (vgeom ? vgeom.indexAt(px, py) : null);
   for (const [canvas, hit] of [
     [mapsCanvas, mapsHit],
     [vecCanvas, vecHit],
@@ -141,12 +141,22 @@ export async function createView(ctx) {
     if (state.hover) markMapCell(g, state.hover.index, LINK, 1.5);
 
     // the vector, one channel per row
-    const availW = vecCol.clientWidth - 24;
+    const gutter = 34; // row labels: which channel a row holds, or the index it starts at
+    const availW = vecCol.clientWidth - 24 - gutter;
     const perRow = plane <= 64 ? plane : Math.min(64, plane);
-    const cell = Math.max(2, Math.min(16, Math.floor((availW / perRow) * 4) / 4, Math.floor((420 / Math.ceil(n / perRow)) * 4) / 4));
-    vgeom = vectorGeometry({ n, perRow, cell, x0: 1, y0: 1 });
-    const vg = setupCanvas(vecCanvas, vgeom.w + 2, vgeom.h + 2);
+    const rows = Math.ceil(n / perRow);
+    const cell = Math.max(2, Math.min(16, Math.floor((availW / perRow) * 4) / 4, Math.floor((420 / rows) * 4) / 4));
+    vgeom = vectorGeometry({ n, perRow, cell, x0: gutter + 1, y0: 1 });
+    const vg = setupCanvas(vecCanvas, vgeom.w + gutter + 2, vgeom.h + 2);
     drawVector(vg, vgeom, vec, { cmap: out.cmap, vmax: out.vmax, filled: i + 1 });
+    const every = Math.max(1, Math.ceil(12 / cell)); // a label every few rows, never overlapping
+    vg.fillStyle = "#5b6472";
+    vg.font = "10px system-ui, sans-serif";
+    vg.textAlign = "right";
+    vg.textBaseline = "middle";
+    for (let r = 0; r < rows; r += every) {
+      vg.fillText(perRow === plane ? `c${r}` : String(r * perRow), gutter - 4, 1 + r * cell + cell / 2);
+    }
     markEntry(vg, vgeom, i, { color: ACCENT });
     if (state.hover) markEntry(vg, vgeom, state.hover.index, { color: LINK, width: 1.5 });
 
