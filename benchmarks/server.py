@@ -327,6 +327,40 @@ def vgg16_over_http(url: str, base: bytes, repeat: int) -> dict:
     return out
 
 
+def soak(seconds: float, cache_mb: int, base: bytes) -> dict:
+    """Unique uploads from 8 clients for ``seconds`` on a fresh tiny-vgg server whose run cache
+    is ``cache_mb``: once the cache is full, memory must stay flat while runs are evicted."""
+    server = Server(
+        {
+            "CONVSCOPE_MODELS": "tiny-vgg",
+            "CONVSCOPE_PRELOAD": "tiny-vgg",
+            "CONVSCOPE_RUN_CACHE_BYTES": str(cache_mb * 1024 * 1024),
+        }
+    )
+    samples = []
+    counter = [10**9]
+    try:
+        started = time.time()
+        while time.time() - started < seconds:
+            level = asyncio.run(load_level(server.url, base, 8, min(15.0, seconds), counter))
+            health = httpx.get(f"{server.url}{API}/health").json()
+            samples.append(
+                {
+                    "t_s": round(time.time() - started),
+                    "rss_mb": round(server.memory()["VmRSS"] / 1024, 1),
+                    "runs_per_s": level["runs_per_s"],
+                    "errors": level["errors"],
+                    "runs_kept": health["runs"],
+                    "evictions": health["evictions"],
+                }
+            )
+            print("soak", json.dumps(samples[-1]), flush=True)
+        peak = round(server.memory()["VmHWM"] / 1024, 1)
+    finally:
+        server.stop()
+    return {"cache_mb": cache_mb, "samples": samples, "peak_rss_mb": peak}
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
@@ -339,6 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--levels", default="1,8,32,128")
     parser.add_argument(
         "--soak", type=float, default=0, help="seconds of repeated uploads, RSS sampled"
+    )
+    parser.add_argument("--only-soak", action="store_true", help="skip everything but the soak")
+    parser.add_argument(
+        "--soak-cache-mb",
+        type=int,
+        default=64,
+        help="run cache of the soak's server: small, so that eviction starts early",
     )
     parser.add_argument(
         "--vgg16",
@@ -353,6 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     use_vgg = (not args.quick) if args.vgg16 is None else args.vgg16
     levels = [int(n) for n in args.levels.split(",")]
 
+    if args.only_soak:
+        result = soak(args.soak or 60, args.soak_cache_mb, photo_jpeg())
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+        return 0
     models = "tiny-vgg,lenet5" + (",vgg16" if use_vgg else "")
     server = Server({"CONVSCOPE_MODELS": models, "CONVSCOPE_PRELOAD": "tiny-vgg,lenet5"})
     results: dict = {
@@ -416,21 +462,13 @@ def main(argv: list[str] | None = None) -> int:
             results["vgg16_http"] = vgg16_over_http(server.url, base, 3 if args.quick else 5)
             print(json.dumps(results["vgg16_http"]), flush=True)
 
-        if args.soak > 0:
-            samples = []
-            started = time.time()
-            while time.time() - started < args.soak:
-                asyncio.run(load_level(server.url, base, 8, min(30.0, args.soak), counter))
-                samples.append(
-                    (round(time.time() - started), round(server.memory()["VmRSS"] / 1024, 1))
-                )
-                print("soak", samples[-1], flush=True)
-            results["soak_rss_mb"] = samples
         results["server_peak_rss_mb"] = round(server.memory()["VmHWM"] / 1024, 1)
         results["server_rss_end_mb"] = round(server.memory()["VmRSS"] / 1024, 1)
-        results["load_average_after"] = os.getloadavg()
     finally:
         server.stop()
+    if args.soak > 0:
+        results["soak"] = soak(args.soak, args.soak_cache_mb, base)
+    results["load_average_after"] = os.getloadavg()
     print(
         json.dumps(
             {
