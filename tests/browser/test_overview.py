@@ -157,3 +157,22 @@ def test_legend_colours_equal_the_server_heatmaps(page) -> None:
     )
     for cmap in ("diverging", "sequential"):
         assert colours[cmap] == colormap_table(cmap).tolist(), cmap
+
+
+def test_f16_layers_decode_to_the_servers_numbers(page, server_url) -> None:
+    """api.getLayer (base64 float16) gives the JSON encoding's values rounded to float16."""
+    import numpy as np
+
+    run = _open_run(page, server_url, "lenet5", "mnist")
+    exact = api_get(page, server_url, f"/runs/{run['run_id']}/layers/fc1?encoding=json")
+    decoded = page.evaluate(
+        """async (runId) => {
+            const api = await import("/static/js/api.js");
+            const layer = await api.getLayer(runId, "fc1");
+            return {shape: layer.shape, data: Array.from(layer.data)};
+        }""",
+        run["run_id"],
+    )
+    assert decoded["shape"] == exact["shape"] == [120]
+    expected = np.asarray(exact["data"], dtype=np.float32).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(decoded["data"], dtype=np.float32), expected)
