@@ -132,16 +132,19 @@ def _graph_tensors(graph) -> Iterator[Any]:
                 yield from _graph_tensors(sub)
 
 
-def _read_model(source: Any, max_bytes: int | None):
-    """The ModelProto of a path, bytes or ModelProto. External data is read only for a
-    file on disk, from its own folder; bytes (an upload) that refer to external files are
-    refused before anything looks at those paths."""
+def _read_model(source: Any, max_bytes: int | None) -> tuple[Any, Any]:
+    """The ModelProto of a path, bytes or ModelProto, and what the checker should read (the
+    bytes or path themselves: no second serialisation of a 500 MB model). External data is
+    read only for a file on disk, from its own folder; bytes (an upload) that refer to
+    external files are refused before anything looks at those paths."""
     onnx = _onnx()
     base_dir: Path | None = None
+    check_target: Any = source
     if isinstance(source, onnx.ModelProto):
         model = source
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
+        check_target = data
         if max_bytes is not None and len(data) > max_bytes:
             raise OnnxImportError(
                 f"the model is {len(data):,} bytes, more than the limit of {max_bytes:,}"
@@ -167,6 +170,7 @@ def _read_model(source: Any, max_bytes: int | None):
                 f"{path}: not an ONNX model (the file could not be parsed: {type(exc).__name__})"
             ) from None
         base_dir = path.parent
+        check_target = str(path)
     external = [
         t for t in _graph_tensors(model.graph) if t.data_location == onnx.TensorProto.EXTERNAL
     ]
@@ -182,13 +186,14 @@ def _read_model(source: Any, max_bytes: int | None):
             onnx.load_external_data_for_model(model, str(base_dir))
         except Exception as exc:
             raise OnnxImportError(f"external data of {source}: {exc}") from None
-    return model
+    return model, check_target
 
 
-def _check(model) -> None:
+def _check(target) -> None:
+    """onnx.checker on a ModelProto, the model's bytes, or its path."""
     onnx = _onnx()
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(target)
     except Exception as exc:  # ValidationError, or a C++ error for malformed protos
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise OnnxImportError(f"the ONNX checker rejected the model: {first}") from None
@@ -893,8 +898,8 @@ def load_onnx(
     dynamic spatial sizes. ``add_softmax`` appends a softmax when the graph ends with
     scores. Raises :class:`OnnxImportError` (:class:`UnsupportedGraphError` listing every
     node that cannot be converted)."""
-    model = _read_model(source, max_bytes)
-    _check(model)
+    model, check_target = _read_model(source, max_bytes)
+    _check(check_target)
     converter = _Converter(model, input_size)
     converter.run()
     if converter.problems:

@@ -91,6 +91,13 @@ def test_cli_import_then_the_server_serves_it_like_a_built_in_model(
     assert predictions[0]["probability"] == pytest.approx(float(expected[top]), rel=1e-5)
     page = client.get("/models/small-vgg/architecture")
     assert page.status_code == 200 and "features_features.0_Conv" in page.text
+    run_id = run.json()["run_id"]
+    conv = "features_features.0_Conv"
+    assert client.get(f"/runs/{run_id}").status_code == 200
+    assert client.get(f"/runs/{run_id}/layers/{conv}").status_code == 200
+    cell = client.get(f"{API}/runs/{run_id}/layers/{conv}/explain?channel=1&y=0&x=5")
+    assert cell.status_code == 200, cell.text
+    assert cell.json()["value"] == pytest.approx(cell.json()["activation"], rel=1e-5, abs=1e-6)
 
 
 def test_a_broken_models_directory_entry_is_skipped_and_the_rest_served(
