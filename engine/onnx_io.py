@@ -911,7 +911,7 @@ def load_onnx(
         )
         layers.append(softmax)
     recorded = _metadata(model)
-    if not isinstance(recorded.get("classes"), list):
+    if not isinstance(recorded.get("classes"), list) or not recorded["classes"]:
         recorded.pop("classes", None)
     for key in ("title", "description", "dataset"):
         if not isinstance(recorded.get(key), str):
@@ -1039,7 +1039,7 @@ def export_onnx(model: Sequential, path: str | Path | None = None, opset: int = 
         "dataset": model.meta.get("dataset"),
     }  # fmt: skip
     helper.set_model_props(
-        proto, {_META_PREFIX + k: json.dumps(v) for k, v in meta.items() if v is not None}
+        proto, {_META_PREFIX + k: json.dumps(v) for k, v in meta.items() if v}
     )
     onnx.checker.check_model(proto)
     if path is not None:

@@ -418,6 +418,9 @@ def test_class_names_mean_and_std_are_checked():
         load_onnx(proto, model_id="d", mean=[0.1, 0.2, 0.3])
     with pytest.raises(OnnxImportError, match="std values must be positive"):
         load_onnx(proto, model_id="d", std=[0.0])
+    unnamed = zoo.load("lenet5")
+    unnamed.classes = []
+    assert load_onnx(export_onnx(unnamed), model_id="d").classes == [str(i) for i in range(10)]
 
 
 def test_ceil_mode_pooling_matches_onnxruntime_or_is_refused_clearly():
