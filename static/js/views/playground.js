@@ -386,8 +386,11 @@ function syncControls() {
   const set = (name, value) => {
     const el = control(name);
     if (!el || (document.activeElement === el && el.type !== "checkbox" && el.tagName !== "SELECT")) return;
-    if (el.type === "checkbox") el.checked = Boolean(value);
-    else el.value = String(value);
+    if (el.type === "checkbox") {
+      if (el.checked !== Boolean(value)) el.checked = Boolean(value);
+    } else if (el.value !== String(value)) {
+      el.value = String(value); // written only when it changes: no layout work while playing
+    }
   };
   set("channels", channels());
   control("size").max = String(state.mode === "transposed" ? LIMITS.nT[1] : LIMITS.n[1]);
@@ -424,7 +427,8 @@ function syncControls() {
   for (const btn of root.querySelectorAll("[data-preset]")) btn.setAttribute("aria-pressed", String(btn.dataset.preset === state.preset));
   const lesson = $("[data-pg-lesson]");
   lesson.hidden = !state.preset;
-  if (state.preset) lesson.textContent = t(`pg.lesson.${state.preset}`);
+  const text = state.preset ? t(`pg.lesson.${state.preset}`) : "";
+  if (lesson.textContent !== text) lesson.textContent = text;
 }
 
 // --- kernel editors -----------------------------------------------------------------------------
