@@ -444,7 +444,10 @@ class _Converter:
             raise _Problem(f"reads {x!r}, which another node already reads: the graph branches")
         handler = getattr(self, f"_op_{node.op_type}", None)
         if handler is None:
-            raise _Problem("operator not supported")
+            where = (
+                " on the image's path (only on constants)" if node.op_type in _CONSTANT_OPS else ""
+            )
+            raise _Problem(f"operator not supported{where}")
         if node.op_type not in ("Add",) and node.input[0] != x:
             raise _Problem(f"the image's tensor {x!r} must be its first input")
         shape = handler(node, _attributes(node), self.shapes[x])
@@ -476,8 +479,11 @@ class _Converter:
             self.opaque.update(o for o in node.output if o)
             return
         attrs = _attributes(node)
-        values = [self.consts[i] if i else None for i in node.input]
-        self.consts[node.output[0]] = np.asarray(self._fold(op, attrs, values))
+        try:
+            values = [self.consts[i] if i else None for i in node.input]
+            self.consts[node.output[0]] = np.asarray(self._fold(op, attrs, values))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise _Problem(f"could not be evaluated ({type(exc).__name__}: {exc})") from None
 
     def _fold(self, op: str, attrs: dict[str, Any], values: list[Any]) -> np.ndarray:
         if op == "Constant":
@@ -871,7 +877,7 @@ def _floats(values: Any, channels: int, what: str) -> list[float]:
         raise OnnxImportError(f"{what} needs {needs}, got {len(result)}")
     if what == "std" and min(result) <= 0:
         raise OnnxImportError(f"std values must be positive, got {result}")
-    return result
+    return result * channels if len(result) == 1 else result  # one value per channel
 
 
 def load_onnx(
@@ -1038,9 +1044,7 @@ def export_onnx(model: Sequential, path: str | Path | None = None, opset: int = 
         "title": model.meta.get("title"), "description": model.meta.get("description"),
         "dataset": model.meta.get("dataset"),
     }  # fmt: skip
-    helper.set_model_props(
-        proto, {_META_PREFIX + k: json.dumps(v) for k, v in meta.items() if v}
-    )
+    helper.set_model_props(proto, {_META_PREFIX + k: json.dumps(v) for k, v in meta.items() if v})
     onnx.checker.check_model(proto)
     if path is not None:
         onnx.save_model(proto, str(path))
