@@ -148,7 +148,8 @@ def main() -> None:
     repeats = 2 if args.quick else args.repeats
 
     print(
-        f"threads: engine {ops._threads}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
+        f"threads: engine {ops._threads}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
         f"cores {os.cpu_count()}, NumPy {np.__version__}"
     )
     rate = matmul_rate(repeats)
@@ -157,7 +158,8 @@ def main() -> None:
         [] if args.quick else [("tiny-vgg", 256)]
     )
     print(
-        "| model | batch | forward ms | ms/image | GFLOP/s | of matmul | activations kept MB | peak extra / kept | vs PyTorch |"
+        "| model | batch | forward ms | ms/image | GFLOP/s | of matmul | activations kept MB "
+        "| peak extra / kept | vs PyTorch |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, batch in cases:
@@ -166,7 +168,8 @@ def main() -> None:
         vs_torch = f"{s['seconds'] / torch_s:.2f}x" if torch_s else "n/a"
         print(
             f"| {name} | {batch} | {s['seconds'] * 1e3:.1f} | {s['seconds'] * 1e3 / batch:.3f} | "
-            f"{s['gflops']:.1f} | {s['gflops'] / rate:.0%} | {s['kept_mb']:.1f} | {s['extra_ratio']:.2f} | {vs_torch} |"
+            f"{s['gflops']:.1f} | {s['gflops'] / rate:.0%} | {s['kept_mb']:.1f} | "
+            f"{s['extra_ratio']:.2f} | {vs_torch} |"
         )
         del s
     step = train_step_seconds(repeats)

@@ -52,7 +52,12 @@ class ReceptiveField:
     full: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start), "full": self.full}
+        return {
+            "size": list(self.size),
+            "jump": list(self.jump),
+            "start": list(self.start),
+            "full": self.full,
+        }
 
     def region(self, y: int, x: int, height: int, width: int) -> dict[str, int]:
         """The input rectangle (clipped to the image) that output cell (y, x) depends on."""
@@ -92,7 +97,9 @@ class Layer:
 
     def _need_cache(self) -> Any:
         if self._cache is None:
-            raise RuntimeError(f"{self.name}: backward needs a forward pass with training=True first")
+            raise RuntimeError(
+                f"{self.name}: backward needs a forward pass with training=True first"
+            )
         return self._cache
 
     # --- shapes and costs ---------------------------------------------------------
@@ -168,8 +175,10 @@ class _Windowed(Layer):
         self.kernel = ops._pair(kernel, "kernel", name)
         self.stride = ops._pair(stride if stride is not None else kernel, "stride", name)
         self.dilation = ops._pair(dilation, "dilation", name)
-        self.padding = padding if isinstance(padding, str) else (
-            padding if isinstance(padding, int) else list(padding)
+        self.padding = (
+            padding
+            if isinstance(padding, str)
+            else (padding if isinstance(padding, int) else list(padding))
         )
 
     def pads(self, in_hw: Sequence[int]) -> ops.Pads:
@@ -179,7 +188,12 @@ class _Windowed(Layer):
 
     def _out_hw(self, input_shape: Shape) -> tuple[int, int]:
         return ops._geometry(
-            self.name, tuple(input_shape[1:3]), self.kernel, self.stride, self.pads(input_shape[1:3]), self.dilation
+            self.name,
+            tuple(input_shape[1:3]),
+            self.kernel,
+            self.stride,
+            self.pads(input_shape[1:3]),
+            self.dilation,
         )
 
     def receptive_field(
@@ -198,7 +212,9 @@ class _Windowed(Layer):
             start.append(rf.start[axis] + ((reach - 1) / 2 - before) * rf.jump[axis])
         return ReceptiveField(tuple(size), tuple(jump), tuple(start), rf.full)
 
-    def _window(self, x: np.ndarray, y0: int, x0: int, fill: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _window(
+        self, x: np.ndarray, y0: int, x0: int, fill: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Values under the window of output cell (y0, x0) for every channel of x (C, H, W),
         with a mask of padded taps and the taps' input rows and columns."""
         pads = self.pads(x.shape[1:])
@@ -255,11 +271,15 @@ class Conv2d(_Windowed):
             self.params["bias"][...] = 0
 
     def _args(self):
-        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, layer=self.name)
+        return dict(
+            stride=self.stride, padding=self.padding, dilation=self.dilation, layer=self.name
+        )
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         cols: list | None = [] if training else None
-        y = ops.conv2d(x, self.params["weight"], self.params.get("bias"), **self._args(), keep_cols=cols)
+        y = ops.conv2d(
+            x, self.params["weight"], self.params.get("bias"), **self._args(), keep_cols=cols
+        )
         self._cache = (x, cols) if training else None
         return y
 
@@ -276,7 +296,8 @@ class Conv2d(_Windowed):
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3 or input_shape[0] != self.in_channels:
             raise ValueError(
-                f"{self.name}: expects an input of {self.in_channels} channels, got shape {tuple(input_shape)}"
+                f"{self.name}: expects an input of {self.in_channels} channels, "
+                f"got shape {tuple(input_shape)}"
             )
         return (self.out_channels, *self._out_hw(input_shape))
 
@@ -330,7 +351,9 @@ class _Pool(_Windowed):
             raise ValueError(f"{self.name}: expects (C, H, W) maps, got shape {tuple(input_shape)}")
         pads = self.pads(input_shape[1:3])
         if max(pads[:2]) * 2 > self.kernel[0] or max(pads[2:]) * 2 > self.kernel[1]:
-            raise ValueError(f"{self.name}: padding {pads} must be at most half the kernel {self.kernel}")
+            raise ValueError(
+                f"{self.name}: padding {pads} must be at most half the kernel {self.kernel}"
+            )
         return (input_shape[0], *self._out_hw(input_shape))
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -570,7 +593,8 @@ class Linear(Layer):
     def output_shape(self, input_shape: Shape) -> Shape:
         if tuple(input_shape) != (self.in_features,):
             raise ValueError(
-                f"{self.name}: expects {self.in_features} input features, got shape {tuple(input_shape)}"
+                f"{self.name}: expects {self.in_features} input features, "
+                f"got shape {tuple(input_shape)}"
             )
         return (self.out_features,)
 
@@ -578,10 +602,16 @@ class Linear(Layer):
         return self.in_features * self.out_features
 
     def hyperparameters(self) -> dict[str, Any]:
-        hp = {"in_features": self.in_features, "out_features": self.out_features, "bias": "bias" in self.params}
+        hp = {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": "bias" in self.params,
+        }
         return {**hp, **({"folded": self.folded} if self.folded else {})}
 
-    def explain(self, x: np.ndarray, y: np.ndarray, cell: Sequence[int], top: int | None = None) -> dict[str, Any]:
+    def explain(
+        self, x: np.ndarray, y: np.ndarray, cell: Sequence[int], top: int | None = None
+    ) -> dict[str, Any]:
         """Bias plus every w_ij x_j; the largest contributions by magnitude listed first."""
         (i,) = self._check_cell(y, cell)
         weights = self.params["weight"][i].astype(np.float64)
@@ -596,7 +626,12 @@ class Linear(Layer):
             "cell": [i],
             "bias": bias,
             "terms": [
-                {"index": int(j), "input": float(inputs[j]), "weight": float(weights[j]), "product": float(products[j])}
+                {
+                    "index": int(j),
+                    "input": float(inputs[j]),
+                    "weight": float(weights[j]),
+                    "product": float(products[j]),
+                }
                 for j in order
             ],
             "products": products.tolist(),
@@ -641,7 +676,18 @@ class Softmax(Layer):
 
 LAYER_KINDS: dict[str, type[Layer]] = {
     cls.kind: cls
-    for cls in (Conv2d, MaxPool2d, AvgPool2d, ReLU, LeakyReLU, Sigmoid, Tanh, Flatten, Linear, Softmax)
+    for cls in (
+        Conv2d,
+        MaxPool2d,
+        AvgPool2d,
+        ReLU,
+        LeakyReLU,
+        Sigmoid,
+        Tanh,
+        Flatten,
+        Linear,
+        Softmax,
+    )
 }
 
 
@@ -650,18 +696,30 @@ def layer_from_config(config: dict[str, Any]) -> Layer:
     config = dict(config)
     kind = config.pop("kind", None)
     if kind not in LAYER_KINDS:
-        raise ValueError(f"unknown layer kind {kind!r}; known kinds: {', '.join(sorted(LAYER_KINDS))}")
+        raise ValueError(
+            f"unknown layer kind {kind!r}; known kinds: {', '.join(sorted(LAYER_KINDS))}"
+        )
     cls = LAYER_KINDS[kind]
     name = config.pop("name")
     if cls is Conv2d:
-        conv = Conv2d(name, config["in_channels"], config["out_channels"], config["kernel"], config["stride"],
-                      config["padding"], config["dilation"], config.get("bias", True))
+        conv = Conv2d(
+            name,
+            config["in_channels"],
+            config["out_channels"],
+            config["kernel"],
+            config["stride"],
+            config["padding"],
+            config["dilation"],
+            config.get("bias", True),
+        )
         conv.folded = list(config.get("folded", []))
         return conv
     if cls in (MaxPool2d, AvgPool2d):
         return cls(name, config["kernel"], config["stride"], config["padding"])
     if cls is Linear:
-        linear = Linear(name, config["in_features"], config["out_features"], config.get("bias", True))
+        linear = Linear(
+            name, config["in_features"], config["out_features"], config.get("bias", True)
+        )
         linear.folded = list(config.get("folded", []))
         return linear
     if cls is LeakyReLU:

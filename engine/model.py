@@ -217,16 +217,18 @@ class Sequential:
         for key, shape in expected.items():
             if tuple(state[key].shape) != tuple(shape):
                 raise ModelFileError(
-                    f"{source}: {key} has shape {tuple(state[key].shape)} but the architecture needs {tuple(shape)}"
+                    f"{source}: {key} has shape {tuple(state[key].shape)} "
+                    f"but the architecture needs {tuple(shape)}"
                 )
-        for key, value, layer in self.parameters():
+        for key, value, _ in self.parameters():
             value[...] = np.asarray(state[key], dtype=np.float32)
 
     # --- running --------------------------------------------------------------------
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_spec.shape:
             raise ValueError(
-                f"{self.name}: input must be (N, {', '.join(map(str, self.input_spec.shape))}), got shape {x.shape}"
+                f"{self.name}: input must be (N, {', '.join(map(str, self.input_spec.shape))}), "
+                f"got shape {x.shape}"
             )
         return np.ascontiguousarray(x, dtype=np.float32)
 

@@ -63,7 +63,10 @@ CHUNK_BYTES = 1 << 22
 def _default_threads() -> int:
     # Chunks run on several threads only when BLAS itself is single-threaded: two
     # levels of threads on a small machine oversubscribe the cores and spin.
-    pinned = any(os.environ.get(v) == "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"))
+    pinned = any(
+        os.environ.get(v) == "1"
+        for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    )
     return (os.cpu_count() or 1) if pinned else 1
 
 
@@ -135,7 +138,9 @@ def normalize_padding(
         if padding == "valid":
             return (0, 0, 0, 0)
         if padding != "same":
-            raise ValueError(f"{layer}: padding must be 'same', 'valid' or integers, got {padding!r}")
+            raise ValueError(
+                f"{layer}: padding must be 'same', 'valid' or integers, got {padding!r}"
+            )
         totals = []
         for axis in range(2):
             reach = dilation[axis] * (kernel[axis] - 1) + 1
@@ -220,7 +225,9 @@ def pad2d_backward(dy: np.ndarray, padding: Padding) -> np.ndarray:
     return dy[:, :, top : top + h, left : left + w]
 
 
-def _windows(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
+def _windows(
+    xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair
+) -> np.ndarray:
     """A read-only (N, C, kH, kW, H_out, W_out) view of every window of padded xp."""
     sn, sc, sh, sw = xp.strides
     n, c = xp.shape[:2]
@@ -286,7 +293,9 @@ def conv2d(
     as ``keep_cols`` receives those blocks, so a training step's backward pass can
     reuse them instead of copying the windows again.
     """
-    kernel, stride, dilation, pads, (ho, wo) = _conv_setup(x, weight, stride, padding, dilation, layer)
+    kernel, stride, dilation, pads, (ho, wo) = _conv_setup(
+        x, weight, stride, padding, dilation, layer
+    )
     n = x.shape[0]
     c_out = weight.shape[0]
     k = weight[0].size
@@ -328,7 +337,9 @@ def conv2d_backward(
     each kernel tap's share is scattered back with one strided add. ``input_grad=False``
     skips dL/dx (returned as None): a network's first layer does not need it.
     """
-    kernel, stride, dilation, pads, (ho, wo) = _conv_setup(x, weight, stride, padding, dilation, layer)
+    kernel, stride, dilation, pads, (ho, wo) = _conv_setup(
+        x, weight, stride, padding, dilation, layer
+    )
     n, c_in = x.shape[:2]
     c_out = weight.shape[0]
     k = weight[0].size
@@ -421,7 +432,12 @@ def conv_transpose2d(
     taps = np.einsum("nchw,cokl->klnohw", x, weight, optimize=True)
     for i in range(kh):
         for j in range(kw):
-            full[:, :, i * dh : i * dh + (h - 1) * sh + 1 : sh, j * dw : j * dw + (w - 1) * sw + 1 : sw] += taps[i, j]
+            full[
+                :,
+                :,
+                i * dh : i * dh + (h - 1) * sh + 1 : sh,
+                j * dw : j * dw + (w - 1) * sw + 1 : sw,
+            ] += taps[i, j]
     y = full[:, :, ph : ph + ho, pw : pw + wo]
     if bias is not None:
         y = y + bias.reshape(1, c_out, 1, 1)
@@ -585,7 +601,9 @@ def flatten_backward(dy: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
     return dy.reshape(tuple(input_shape))
 
 
-def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, layer: str = "linear") -> np.ndarray:
+def linear(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, layer: str = "linear"
+) -> np.ndarray:
     """y = x W^T + b; x: (N, in), weight: (out, in), bias: (out,)."""
     if x.ndim != 2:
         raise ValueError(f"{layer}: input must be (N, features), got shape {x.shape}")
@@ -629,7 +647,8 @@ def _check_labels(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise ValueError(
-            f"cross_entropy: logits must be (N, classes) and labels (N,), got {logits.shape} and {labels.shape}"
+            f"cross_entropy: logits must be (N, classes) and labels (N,), "
+            f"got {logits.shape} and {labels.shape}"
         )
     if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
         raise ValueError(f"cross_entropy: labels must lie in [0, {logits.shape[1]})")

@@ -31,6 +31,8 @@ TEST_FILES = {"cifar10": "cifar10_test.npz", "mnist": "mnist_test.npz"}
 def card(name: str, data_dir: Path, history_dir: Path | None, img_dir: Path) -> str:
     model = zoo.load(name)
     meta = model.meta
+    test_file = os.path.relpath(data_dir / TEST_FILES[meta["dataset"]], ROOT)
+    spec = model.input_spec
     data = load_dataset(data_dir / TEST_FILES[meta["dataset"]])
     started = time.perf_counter()
     result = evaluate(model, data)
@@ -41,14 +43,14 @@ def card(name: str, data_dir: Path, history_dir: Path | None, img_dir: Path) -> 
         "|---|---|",
         f"| parameters | {model.param_count:,} |",
         f"| multiply-accumulates per image | {model.macs:,} |",
-        f"| input | {' x '.join(map(str, model.input_spec.shape))}, mean {model.input_spec.mean}, std {model.input_spec.std} |",
+        f"| input | {' x '.join(map(str, spec.shape))}, mean {spec.mean}, std {spec.std} |",
         f"| training command | `{meta.get('train_command', 'n/a')}` |",
         f"| seed | {meta.get('train_config', {}).get('seed', 'n/a')} |",
         f"| epochs | {meta.get('train_config', {}).get('epochs', 'n/a')} |",
         f"| optimiser | {json.dumps(meta.get('train_config', {}))} |",
         f"| training wall time | {meta.get('train_seconds', 0) / 60:.0f} min on 2 shared cores |",
         f"| **test accuracy** | **{result['accuracy']:.2%}** on {result['count']:,} test images "
-        f"(`convscope evaluate {name} --data {os.path.relpath(data_dir / TEST_FILES[meta['dataset']], ROOT)}`, {seconds:.0f} s) |",
+        f"(`convscope evaluate {name} --data {test_file}`, {seconds:.0f} s) |",
         "",
     ]
     lines += ["### Architecture", "", "```", model.summary(), "```", ""]

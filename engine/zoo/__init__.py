@@ -17,7 +17,18 @@ __all__ = ["MODEL_NAMES", "ZOO_DIR", "build", "load", "vgg_stack", "weights_path
 
 ZOO_DIR = Path(__file__).resolve().parent
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 CIFAR10_MEAN = [0.4914, 0.4822, 0.4465]
 CIFAR10_STD = [0.2470, 0.2435, 0.2616]
 MNIST_MEAN = [0.1307]
@@ -63,49 +74,82 @@ def tiny_vgg() -> Sequential:
         InputSpec(3, 32, 32, CIFAR10_MEAN, CIFAR10_STD),
         "tiny-vgg",
         CIFAR10_CLASSES,
-        {"title": "Tiny VGG (CIFAR-10)", "dataset": "cifar10", "preprocess": "photo",
-         "description": "A small VGG-style network for 32x32 colour photos: three blocks of two 3x3 "
-                        "convolutions with ReLU and a 2x2 max-pool, then two fully connected layers."},
+        {
+            "title": "Tiny VGG (CIFAR-10)",
+            "dataset": "cifar10",
+            "preprocess": "photo",
+            "description": (
+                "A small VGG-style network for 32x32 colour photos: three blocks of two 3x3 "
+                "convolutions with ReLU and a 2x2 max-pool, then two fully connected layers."
+            ),
+        },
     )
 
 
 def lenet5() -> Sequential:
     layers: list[Layer] = [
-        Conv2d("conv1", 1, 6, 5), ReLU("relu1"), MaxPool2d("pool1", 2, 2),
-        Conv2d("conv2", 6, 16, 5), ReLU("relu2"), MaxPool2d("pool2", 2, 2),
+        Conv2d("conv1", 1, 6, 5),
+        ReLU("relu1"),
+        MaxPool2d("pool1", 2, 2),
+        Conv2d("conv2", 6, 16, 5),
+        ReLU("relu2"),
+        MaxPool2d("pool2", 2, 2),
         Flatten("flatten"),
-        Linear("fc1", 400, 120), ReLU("relu_fc1"),
-        Linear("fc2", 120, 84), ReLU("relu_fc2"),
-        Linear("fc3", 84, 10), Softmax("softmax"),
+        Linear("fc1", 400, 120),
+        ReLU("relu_fc1"),
+        Linear("fc2", 120, 84),
+        ReLU("relu_fc2"),
+        Linear("fc3", 84, 10),
+        Softmax("softmax"),
     ]
     return Sequential(
         layers,
         InputSpec(1, 32, 32, MNIST_MEAN, MNIST_STD),
         "lenet5",
         [str(d) for d in range(10)],
-        {"title": "LeNet-5 (MNIST digits)", "dataset": "mnist", "preprocess": "digit",
-         "description": "LeCun's LeNet-5 for handwritten digits, with ReLU and max-pooling: "
-                        "C1 6@5x5, S2, C3 16@5x5, S4, C5 120, F6 84, output 10."},
+        {
+            "title": "LeNet-5 (MNIST digits)",
+            "dataset": "mnist",
+            "preprocess": "digit",
+            "description": "LeCun's LeNet-5 for handwritten digits, with ReLU and max-pooling: "
+            "C1 6@5x5, S2, C3 16@5x5, S4, C5 120, F6 84, output 10.",
+        },
     )
 
 
 def vgg16() -> Sequential:
-    layers = vgg_stack(3, [[64, 64], [128, 128], [256] * 3, [512] * 3, [512] * 3], 224, [4096, 4096], 1000)
+    layers = vgg_stack(
+        3, [[64, 64], [128, 128], [256] * 3, [512] * 3, [512] * 3], 224, [4096, 4096], 1000
+    )
     classes_file = ZOO_DIR / "imagenet_classes.txt"
-    classes = classes_file.read_text().split("\n")[:1000] if classes_file.exists() else [str(i) for i in range(1000)]
+    classes = (
+        classes_file.read_text().split("\n")[:1000]
+        if classes_file.exists()
+        else [str(i) for i in range(1000)]
+    )
     return Sequential(
         layers,
         InputSpec(3, 224, 224, IMAGENET_MEAN, IMAGENET_STD),
         "vgg16",
         classes,
-        {"title": "VGG-16 (untrained)", "dataset": "imagenet", "preprocess": "photo",
-         "description": "Simonyan and Zisserman's VGG-16 (configuration D) with seeded random weights: "
-                        "the shapes and weight counts of the real network, but its predictions mean "
-                        "nothing until real weights are imported."},
+        {
+            "title": "VGG-16 (untrained)",
+            "dataset": "imagenet",
+            "preprocess": "photo",
+            "description": (
+                "Simonyan and Zisserman's VGG-16 (configuration D) with seeded random weights: "
+                "the shapes and weight counts of the real network, but its predictions mean "
+                "nothing until real weights are imported."
+            ),
+        },
     )
 
 
-_BUILDERS: dict[str, Callable[[], Sequential]] = {"tiny-vgg": tiny_vgg, "lenet5": lenet5, "vgg16": vgg16}
+_BUILDERS: dict[str, Callable[[], Sequential]] = {
+    "tiny-vgg": tiny_vgg,
+    "lenet5": lenet5,
+    "vgg16": vgg16,
+}
 MODEL_NAMES = tuple(_BUILDERS)
 
 
@@ -128,7 +172,9 @@ def load(name: str, seed: int = 0) -> Sequential:
     if weights_path(name).exists():
         trained = Sequential.load(ZOO_DIR / name)
         if trained.architecture()["layers"] != model.architecture()["layers"]:
-            raise ValueError(f"{ZOO_DIR / name}.json does not match the built-in {name} architecture")
+            raise ValueError(
+                f"{ZOO_DIR / name}.json does not match the built-in {name} architecture"
+            )
         # The builder's descriptive metadata is the default; the training record overrides it.
         trained.meta = {**model.meta, "trained": True, **trained.meta}
         trained.meta.pop("init_seed", None)
