@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from fastapi_offline import FastAPIOffline
 
 from . import api, live_pages, pages, playground_pages
 from .api import live as live_api
@@ -39,7 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         pool.shutdown()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served by the app itself: classrooms
+    # are often offline, and FastAPI's default pages load them from a CDN.
+    app = FastAPIOffline(
         title="convscope",
         version="1.0",
         summary="What a convolutional network does inside: activations, weights and the "
