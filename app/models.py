@@ -46,9 +46,7 @@ def model_detail(model_id: str, model: Sequential) -> dict[str, Any]:
 
 def _bare_architecture(model_id: str) -> Sequential:
     """The architecture and descriptive metadata without drawing weights."""
-    model = zoo._BUILDERS[model_id]()  # noqa: SLF001 - zoo.build() would draw every weight
-    model.meta.setdefault("trained", zoo.weights_path(model_id).exists())
-    return model
+    return zoo.architecture(model_id)
 
 
 class ModelRegistry:

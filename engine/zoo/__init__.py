@@ -13,7 +13,7 @@ from pathlib import Path
 from ..layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, Softmax
 from ..model import InputSpec, Sequential
 
-__all__ = ["MODEL_NAMES", "ZOO_DIR", "build", "load", "vgg_stack", "weights_path"]
+__all__ = ["MODEL_NAMES", "ZOO_DIR", "architecture", "build", "load", "vgg_stack", "weights_path"]
 
 ZOO_DIR = Path(__file__).resolve().parent
 
@@ -153,11 +153,19 @@ _BUILDERS: dict[str, Callable[[], Sequential]] = {
 MODEL_NAMES = tuple(_BUILDERS)
 
 
-def build(name: str, seed: int = 0) -> Sequential:
-    """The architecture with seeded He initialisation (untrained)."""
+def architecture(name: str) -> Sequential:
+    """The architecture and its descriptive metadata, with zero weights: cheap even for
+    VGG-16 (no random draws), for shapes, parameter counts and describe()."""
     if name not in _BUILDERS:
         raise KeyError(f"unknown model {name!r}; built-in models: {', '.join(MODEL_NAMES)}")
-    model = _BUILDERS[name]().init(seed)
+    model = _BUILDERS[name]()
+    model.meta["trained"] = weights_path(name).exists()
+    return model
+
+
+def build(name: str, seed: int = 0) -> Sequential:
+    """The architecture with seeded He initialisation (untrained)."""
+    model = architecture(name).init(seed)
     model.meta.update(trained=False, init_seed=seed)
     return model
 
