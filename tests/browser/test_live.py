@@ -137,6 +137,7 @@ def test_predict_then_reveal(new_page, server_url, screenshot) -> None:
     expect(seen.get_by_test_id("cell-value")).to_have_text(truth)
     expect(quiz.get_by_test_id("truth")).to_have_text(f"The true value: {truth}")
     expect(student.get_by_test_id("answers-chart")).to_be_visible()
+    expect(teacher.get_by_test_id("truth-marker")).to_be_visible()
     expect(teacher.get_by_test_id("truth")).to_have_text(f"The true value: {truth}")
     screenshot(teacher, "live-present")
 

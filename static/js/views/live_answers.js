@@ -92,7 +92,7 @@ function drawValues(svg, values, truth, W, H) {
   svg.append(el("text", { x: left + plotW, y: H - 6, "text-anchor": "end", class: "live-tick" }, fmtNumber(hi)));
   if (known) {
     const x = left + ((truth - lo) / (hi - lo)) * plotW;
-    svg.append(el("line", { x1: x, x2: x, y1: 8, y2: base, class: "live-truth", "data-testid": "truth-marker" }));
+    svg.append(el("rect", { x: x - 1, y: 12, width: 2, height: base - 12, class: "live-truth-line", "data-testid": "truth-marker" }));
     svg.append(el("text", { x: Math.min(Math.max(x, 40), W - 40), y: 9, "text-anchor": "middle", class: "live-truth-label" }, t("live.truth_marker")));
   }
 }
