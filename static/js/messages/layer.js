@@ -110,6 +110,7 @@ registerMessages({
     "pool.max_note": "The largest value sits at input ({y}, {x}); the other values of the window are dropped.",
     "pool.avg_note": "Every one of the {n} values counts equally (padded zeros too).",
     "pool.key_max": "the maximum",
+    "pool.key_pad_max": "padding (−∞: never the maximum)",
     "pool.lesson_max":
       "Max pooling slides a {k} window with stride {s} over each channel and keeps only the largest value of each window. It has no weights.",
     "pool.lesson_avg":
@@ -260,6 +261,7 @@ registerMessages({
     "pool.max_note": "最大值位于输入 ({y}, {x})；窗口中其余的值被丢弃。",
     "pool.avg_note": "{n} 个值的权重都相同（填充的 0 也算在内）。",
     "pool.key_max": "最大值",
+    "pool.key_pad_max": "填充（−∞：永远不会是最大值）",
     "pool.lesson_max": "最大池化用 {k} 的窗口、步长 {s} 在每个通道上滑动，每个窗口只保留最大的值。池化层没有参数。",
     "pool.lesson_avg": "平均池化用 {k} 的窗口、步长 {s} 在每个通道上滑动，每个窗口保留平均值。池化层没有参数。",
     "pool.lesson_tiles": "窗口互不重叠，所以 {hin} × {win} 变成 {h} × {w}：高和宽减半，只剩四分之一的值。",

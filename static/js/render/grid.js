@@ -83,10 +83,11 @@ export function mapGeometry({ height, width, cell, x0 = 0, y0 = 0, pad = [0, 0, 
  * Draw one feature map (values data[offset + y * width + x]) with its padding ring.
  * Options: cmap, vmax; filled (number of cells, in row-major order, drawn; the rest are
  * empty: a map filling in); hatched(i) -> true for cells to mark as clipped; grid lines.
- * Padding cells are grey, with a "0" written in them when the cells are large enough.
+ * Padding cells are grey, with padLabel ("0"; max-pooling pads with "−∞") written in them
+ * when the cells are large enough.
  */
 export function drawMap(ctx, geom, data, opts = {}) {
-  const { offset = 0, cmap = "diverging", vmax = 1, filled = Infinity, hatched = null } = opts;
+  const { offset = 0, cmap = "diverging", vmax = 1, filled = Infinity, hatched = null, padLabel = "0" } = opts;
   const { height, width, cell, pad } = geom;
   const [pt, pb, pl, pr] = pad;
   // padding ring
@@ -101,7 +102,7 @@ export function drawMap(ctx, geom, data, opts = {}) {
       for (let y = -pt; y < height + pb; y++) {
         for (let x = -pl; x < width + pr; x++) {
           if (y >= 0 && y < height && x >= 0 && x < width) continue;
-          ctx.fillText("0", geom.px(x) + cell / 2, geom.py(y) + cell / 2 + 0.5);
+          ctx.fillText(padLabel, geom.px(x) + cell / 2, geom.py(y) + cell / 2 + 0.5);
         }
       }
     } else {

@@ -356,7 +356,7 @@ export function shapeText(shape) {
  * fill in, with marks, an optional sliding window, hatched (clipped) cells, a legend, and
  * click-to-jump. `render(opts)` draws it from the state; nothing here is stored.
  */
-export function createMapPanel({ source, shape, pads = [0, 0, 0, 0], scale = 1, maxCell = 24, onPick = null, onHover = null, testid = null, extraClass = "" }) {
+export function createMapPanel({ source, shape, pads = [0, 0, 0, 0], padLabel = "0", scale = 1, maxCell = 24, onPick = null, onHover = null, testid = null, extraClass = "" }) {
   const isMap = shape.length === 3;
   const height = isMap ? shape[1] : 0;
   const width = isMap ? shape[2] : 0;
@@ -419,7 +419,7 @@ export function createMapPanel({ source, shape, pads = [0, 0, 0, 0], scale = 1, 
       }
       if (!isMap) g.translate(1, 1);
       if (isMap) {
-        drawMap(g, geom, data, { cmap: source.cmap, vmax: source.vmax, filled: opts.filled ?? Infinity, hatched: opts.hatched, grid: opts.grid ?? true });
+        drawMap(g, geom, data, { cmap: source.cmap, vmax: source.vmax, filled: opts.filled ?? Infinity, hatched: opts.hatched, grid: opts.grid ?? true, padLabel });
         if (opts.window) {
           if (opts.window.next) drawWindow(g, geom, opts.window.next.rows, opts.window.next.cols, { color: "rgba(194,94,0,0.75)", ghost: true });
           drawWindow(g, geom, opts.window.rows, opts.window.cols);

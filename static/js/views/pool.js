@@ -15,6 +15,7 @@ import {
   layerSummary,
   loadInputImage,
   pairText,
+  paren,
   resolvePads,
   setText,
 } from "./layer-common.js";
@@ -41,7 +42,7 @@ export async function createView(ctx) {
     ctx.player.pause();
     ctx.player.goTo(steps.stepOf(cell));
   };
-  const inPanel = createMapPanel({ source: src, shape: info.input_shape, pads, maxCell: 30, extraClass: "pool-in" });
+  const inPanel = createMapPanel({ source: src, shape: info.input_shape, pads, padLabel: isMax ? "−∞" : "0", maxCell: 30, extraClass: "pool-in" });
   const outPanel = createMapPanel({
     source: out,
     shape: info.output_shape,
@@ -121,8 +122,10 @@ export async function createView(ctx) {
         formula.replaceChildren(h("span", { text: `max(${list}) = ` }), h("b", { class: "act-value", text: fmt4(ex.value) }));
         setText(note, t("pool.max_note", { y: ex.argmax_input[0], x: ex.argmax_input[1] }));
       } else {
+        // every tap counts in the mean, padded zeros included
+        const all = ex.window.flat();
         formula.replaceChildren(
-          h("span", { text: `(${values.length <= 9 ? values.map(fmt4).join(" + ") : t("pool.n_values", { n: values.length })}) / ${ex.count}` }),
+          h("span", { text: `(${all.length <= 9 ? all.map(paren).join(" + ") : t("pool.n_values", { n: all.length })}) / ${ex.count}` }),
           h("br"),
           h("span", { text: `= ${fmt4(ex.sum)} / ${ex.count} = ` }),
           h("b", { class: "act-value", text: fmt4(ex.value) }),
@@ -150,6 +153,7 @@ export async function createView(ctx) {
   function applyTexts() {
     picker.applyTexts();
     const items = [
+      ...(pads.some((p) => p > 0) ? [h("span", { class: "lv-key lv-key-pad", text: t(isMax ? "pool.key_pad_max" : "conv.key_pad") })] : []),
       h("span", { class: "lv-key lv-key-win", text: t("conv.key_window", { k: hp.kernel.join(" × ") }) }),
       h("span", { class: "lv-key lv-key-next", text: t("conv.key_next", { s: pairText(hp.stride) }) }),
     ];
