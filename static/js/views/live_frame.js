@@ -6,14 +6,19 @@
 const enc = encodeURIComponent;
 
 /** Elements that give away the answer while a question is open (hidden until reveal). */
+// The arithmetic columns of the layer views (conv, pool, activation, flatten, fc, softmax),
+// the fc and softmax outputs, and the predictions of the overview.
 const CONCEAL = [
   '[data-testid="cell-value"]',
   "[data-answer]",
   ".cv-math",
   ".pool-math",
+  ".act-math",
+  ".fl-math",
   ".fc-math",
+  ".fc-out",
   ".sm-math",
-  ".relu-math",
+  ".sm-main",
   ".prob-list",
   '[data-testid="predictions"]',
 ];
