@@ -116,6 +116,7 @@ def test_neuron_click_opens_the_vector_layer(page, server_url) -> None:
     run = _open_run(page, server_url, "lenet5", "mnist")
     canvas = page.locator('[data-layer="fc1"] [data-testid="neurons"]')
     expect(canvas).to_be_visible()
+    page.wait_for_load_state("networkidle")  # every column drawn: nothing shifts any more
     canvas.click(position={"x": 6, "y": 6})  # the first neuron sits top left
     page.wait_for_url(f"**/runs/{run['run_id']}/layers/fc1?index=0")
 
