@@ -124,6 +124,7 @@ def test_predict_then_reveal(new_page, server_url, screenshot) -> None:
     expect(seen.get_by_test_id("cell-position")).to_have_text("0, 0, 1")
     # The answer stays hidden on every screen until the reveal.
     expect(seen.get_by_test_id("cell-value")).to_be_hidden()
+    expect(seen.locator(".cv-math")).to_be_hidden()
     expect(teacher.frame_locator("#live-frame").get_by_test_id("cell-value")).to_be_hidden()
 
     student.get_by_test_id("answer-input").fill("0.5")
@@ -134,6 +135,7 @@ def test_predict_then_reveal(new_page, server_url, screenshot) -> None:
 
     teacher.get_by_test_id("reveal").click()
     expect(seen.get_by_test_id("cell-value")).to_be_visible()
+    expect(seen.locator(".cv-math")).to_be_visible()
     expect(seen.get_by_test_id("cell-value")).to_have_text(truth)
     expect(quiz.get_by_test_id("truth")).to_have_text(f"The true value: {truth}")
     expect(student.get_by_test_id("answers-chart")).to_be_visible()
