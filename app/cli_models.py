@@ -60,7 +60,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         add_softmax=args.softmax,
     )
-    json_path, npz_path = model.save(target)
+    json_path, npz_path = model.save(target, compress=False)  # big weights: fast to load
     seconds = time.perf_counter() - started
     print(model.summary())
     print(model.meta["onnx"]["summary"])
@@ -96,7 +96,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "(--models-dir or CONVSCOPE_MODELS_DIR). See docs/import.md.",
     )
     imp.add_argument("file", help="the .onnx file")
-    imp.add_argument("--id", required=True, help="model id: a-z, 0-9, '.', '_', '-'")
+    imp.add_argument("--id", required=True, help="model id: a-z, 0-9, '_', '-'")
     imp.add_argument("--classes", help="text file with one class name per line")
     imp.add_argument("--mean", type=float, nargs="+", help="per-channel mean of [0, 1] pixels")
     imp.add_argument("--std", type=float, nargs="+", help="per-channel std of [0, 1] pixels")

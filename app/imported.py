@@ -43,8 +43,9 @@ __all__ = [
 
 log = logging.getLogger("convscope.imported")
 
-# Ids appear in URLs, file names and the DOM: lower-case letters, digits, '.', '_' and '-'.
-MODEL_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# Ids appear in URLs, file names (ID.json, ID.npz) and the DOM: lower-case letters, digits,
+# '_' and '-' (no '.', which file names would take for a suffix).
+MODEL_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _TEXT_FIELDS = ("id", "classes", "mean", "std", "title", "description", "dataset", "preprocess")
 _MAX_TEXT_FIELD = 256 * 1024  # 1,000 class names take about 20 KB
 _FORM_OVERHEAD = 2 * _MAX_TEXT_FIELD
@@ -54,7 +55,7 @@ def check_model_id(model_id: str, taken: Sequence[str] = ()) -> str:
     """``model_id`` if it is a valid, unused id; ValueError otherwise."""
     if not MODEL_ID_PATTERN.fullmatch(model_id or ""):
         raise ValueError(
-            f"model id {model_id!r} must be 1-64 characters of a-z, 0-9, '.', '_' or '-', "
+            f"model id {model_id!r} must be 1-64 characters of a-z, 0-9, '_' or '-', "
             "starting with a letter or digit"
         )
     if model_id in zoo.MODEL_NAMES or model_id in taken:

@@ -282,13 +282,15 @@ class Sequential:
             "layers": [layer.config() for layer in self.layers],
         }
 
-    def save(self, path: str | Path) -> tuple[Path, Path]:
-        """Write PATH.json (architecture) and PATH.npz (weights); returns both paths."""
+    def save(self, path: str | Path, compress: bool = True) -> tuple[Path, Path]:
+        """Write PATH.json (architecture) and PATH.npz (weights); returns both paths.
+        ``compress=False`` skips zlib: it saves little on trained float32 weights and costs
+        tens of seconds on VGG-16's 550 MB, at saving and at every load."""
         base = Path(path).with_suffix("")
         base.parent.mkdir(parents=True, exist_ok=True)
         json_path, npz_path = base.with_suffix(".json"), base.with_suffix(".npz")
         json_path.write_text(json.dumps(self.architecture(), indent=2, ensure_ascii=False) + "\n")
-        np.savez_compressed(npz_path, **self.state_dict())
+        (np.savez_compressed if compress else np.savez)(npz_path, **self.state_dict())
         return json_path, npz_path
 
     @classmethod

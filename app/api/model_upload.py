@@ -38,7 +38,7 @@ _MODEL_BODY = {
                     "required": ["model", "id"],
                     "properties": {
                         "model": {"type": "string", "format": "binary", "description": ".onnx"},
-                        "id": {"type": "string", "description": "a-z, 0-9, '.', '_', '-'"},
+                        "id": {"type": "string", "description": "a-z, 0-9, '_', '-'"},
                         "classes": {"type": "string", "description": "one name per line"},
                         "mean": {"type": "string", "description": "per channel, e.g. 0.5 0.5 0.5"},
                         "std": {"type": "string", "description": "per channel"},

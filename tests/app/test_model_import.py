@@ -217,6 +217,7 @@ def test_bad_uploads_are_refused_and_the_server_keeps_serving(make_client, lenet
         (_form(_external_data_model(lenet_onnx)), 422, "invalid_model", "external data"),
         (_form(_unsupported_model()), 422, "unsupported_graph", "'norm' (LRN)"),
         (_form(lenet_onnx, model_id="Bad Id"), 422, "invalid_id", "must be 1-64 characters"),
+        (_form(lenet_onnx, model_id="v.1"), 422, "invalid_id", "a-z, 0-9, '_' or '-'"),
         (_form(lenet_onnx, classes="a\nb"), 422, "invalid_model", "2 class names given"),
         (_form(lenet_onnx, mean="zero"), 422, "invalid_form", "mean must be numbers"),
         ({"files": {"weights": ("w.bin", b"1")}, "data": {"id": "x"}}, 422, "invalid_form",
