@@ -211,7 +211,7 @@ def test_full_size_vgg16_graph_converts_with_138_million_parameters():
     model = load_onnx(vgg16_graph(zeros=True), model_id="vgg16-onnx",
                       mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])  # fmt: skip
     assert model.param_count == 138_357_544
-    builtin = zoo._BUILDERS["vgg16"]()  # noqa: SLF001 - the architecture without weights
+    builtin = zoo.architecture("vgg16")  # without drawing weights
     assert model.shapes() == builtin.shapes()[:-1]  # the graph ends with logits, no softmax
     assert model.macs == builtin.macs
     assert model.classes == imagenet_classes() and model.classes[0] == "tench"
