@@ -110,7 +110,7 @@ def _hyper(row: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
         return "arch.hp_flatten", v, f"{v['from']} → {v['n']} values"
     formulas = {
         "relu": "max(0, x)",
-        "leaky_relu": f"max({hp.get('negative_slope', 0.01)}·x, x)",
+        "leaky_relu": f"max({hp.get('slope', 0.01)}·x, x)",
         "sigmoid": "1 / (1 + e^(−x))",
         "tanh": "tanh(x)",
         "softmax": "e^(x_i) / Σ_j e^(x_j)",
