@@ -15,10 +15,10 @@ import {
   setupCanvas,
   windowTaps,
 } from "../render/grid.js";
-import { drawReceptiveField, regionFromField } from "../render/receptive.js";
 import {
   cellSteps,
   channelPicker,
+  createReceptivePanel,
   createTensorSource,
   fmt4,
   h,
@@ -154,9 +154,7 @@ export async function createView(ctx) {
   }
   const total = h("p", { class: "cv-total", "aria-live": "off" });
   const mathTitle = h("h2", { class: "lv-h" });
-  const rfCanvas = h("canvas", { class: "lv-rf" });
-  const rfTitle = h("h3", { class: "lv-h3" });
-  const rfText = h("p", { class: "lv-sub" });
+  const rf = createReceptivePanel(image, spec);
   const mathCol = h(
     "section",
     { class: "lv-col cv-math" },
@@ -166,7 +164,7 @@ export async function createView(ctx) {
     sumsTitle,
     sumsList,
     total,
-    h("div", { class: "lv-rfwrap" }, rfCanvas, h("div", {}, rfTitle, rfText)),
+    rf.el,
   );
 
   const outCanvas = h("canvas", { class: "lv-map lv-clickable", tabindex: "0", "data-testid": "output-map" });
@@ -362,20 +360,7 @@ export async function createView(ctx) {
     );
 
     // receptive field on the input image
-    const region = ex && ex.receptive_field ? ex.receptive_field : regionFromField(info.receptive_field, cell.y, cell.x, spec.height, spec.width);
-    drawReceptiveField(rfCanvas, image, region, { height: spec.height, width: spec.width, size: 96 });
-    setText(rfTitle, t("layer.rf_title"));
-    setText(
-      rfText,
-      t("layer.rf_text", {
-        top: region.top,
-        bottom: region.bottom - 1,
-        left: region.left,
-        right: region.right - 1,
-        h: region.bottom - region.top,
-        w: region.right - region.left,
-      }),
-    );
+    rf.show(info.receptive_field, cell, ex && ex.receptive_field);
   }
 
   function drawLegends() {

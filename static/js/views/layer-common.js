@@ -2,6 +2,7 @@
 // the input image, number formatting and a tiny DOM builder.
 
 import { explain, getLayer, inputPngUrl } from "../api.js";
+import { t } from "../i18n.js";
 import { cmapFor, drawLegend, rangeFor } from "../render/colormap.js";
 import {
   ACCENT,
@@ -15,6 +16,7 @@ import {
   setupCanvas,
   vectorGeometry,
 } from "../render/grid.js";
+import { drawReceptiveField, regionFromField } from "../render/receptive.js";
 
 /** The cell-value text: the API's number rounded to at most 4 decimals. */
 export function fmt4(v) {
@@ -463,6 +465,37 @@ export function neighbourhood(data, height, width, y, x, r, shown = () => true) 
  * page fills a 1920 x 1080 screen and still fits a 1366 x 768 laptop. */
 export function mapCap() {
   return Math.max(260, Math.min(720, window.innerHeight - 320));
+}
+
+/** The receptive-field panel of a map layer (conv, pool, activation): the input image with
+ * the region one output cell sees, and its rows/cols in words. One builder, so every view
+ * draws and words it the same way. */
+export function createReceptivePanel(image, spec) {
+  const canvas = h("canvas", { class: "lv-rf" });
+  const title = h("h3", { class: "lv-h3" });
+  const text = h("p", { class: "lv-sub" });
+  const el = h("div", { class: "lv-rfwrap" }, canvas, h("div", {}, title, text));
+
+  /** Show the region of `cell` ({y, x}): the explain answer's `region` when given, else the
+   * one derived from the layer's `field` (so the panel never waits for the server). */
+  function show(field, cell, region = null) {
+    const r = region || regionFromField(field, cell.y, cell.x, spec.height, spec.width);
+    drawReceptiveField(canvas, image, r, { height: spec.height, width: spec.width, size: 96 });
+    setText(title, t("layer.rf_title"));
+    setText(
+      text,
+      t("layer.rf_text", {
+        top: r.top,
+        bottom: r.bottom - 1,
+        left: r.left,
+        right: r.right - 1,
+        h: r.bottom - r.top,
+        w: r.right - r.left,
+      }),
+    );
+  }
+
+  return { el, show };
 }
 
 /** Write text only when it changed: unchanged text then costs no layout while playing. */

@@ -3,11 +3,11 @@
 
 import { t } from "../i18n.js";
 import { LINK, drawNumberGrid, setupCanvas } from "../render/grid.js";
-import { drawReceptiveField, regionFromField } from "../render/receptive.js";
 import {
   cellSteps,
   channelPicker,
   createMapPanel,
+  createReceptivePanel,
   createTensorSource,
   fmt4,
   h,
@@ -67,9 +67,7 @@ export async function createView(ctx) {
     h("figure", {}, outNearCanvas, outNearCap),
   );
   const keys = h("div", { class: "lv-keys-row" });
-  const rfCanvas = h("canvas", { class: "lv-rf" });
-  const rfTitle = h("h3", { class: "lv-h3" });
-  const rfText = h("p", { class: "lv-sub" });
+  const rf = createReceptivePanel(image, spec);
   const mathCol = h(
     "section",
     { class: "lv-col act-math" },
@@ -78,7 +76,7 @@ export async function createView(ctx) {
     verdict,
     near,
     keys,
-    isMap ? h("div", { class: "lv-rfwrap" }, rfCanvas, h("div", {}, rfTitle, rfText)) : null,
+    isMap ? rf.el : null,
   );
   root.replaceChildren(h("div", { class: "lv-grid act" }, inPanel.el, mathCol, outPanel.el));
 
@@ -169,20 +167,7 @@ export async function createView(ctx) {
     }
 
     if (isMap) {
-      const region = regionFromField(info.receptive_field, cell.y, cell.x, spec.height, spec.width);
-      drawReceptiveField(rfCanvas, image, region, { height: spec.height, width: spec.width, size: 96 });
-      setText(rfTitle, t("layer.rf_title"));
-      setText(
-        rfText,
-        t("layer.rf_text", {
-          top: region.top,
-          bottom: region.bottom - 1,
-          left: region.left,
-          right: region.right - 1,
-          h: region.bottom - region.top,
-          w: region.right - region.left,
-        }),
-      );
+      rf.show(info.receptive_field, cell);
     }
   }
 
