@@ -166,18 +166,19 @@ function bitmapFor(data, offset, height, width, cmap, vmax) {
   return canvas;
 }
 
-/** Thin lines between cells. */
-export function gridLines(ctx, x0, y0, cols, rows, cell, color) {
+/** Thin lines between cells; `cellH` differs from `cell` (the width) only on number grids,
+ * whose cells are wider than tall. */
+export function gridLines(ctx, x0, y0, cols, rows, cell, color, cellH = cell) {
   ctx.strokeStyle = color;
   ctx.lineWidth = 1;
   ctx.beginPath();
   for (let x = 1; x < cols; x++) {
     ctx.moveTo(Math.round(x0 + x * cell) + 0.5, y0);
-    ctx.lineTo(Math.round(x0 + x * cell) + 0.5, y0 + rows * cell);
+    ctx.lineTo(Math.round(x0 + x * cell) + 0.5, y0 + rows * cellH);
   }
   for (let y = 1; y < rows; y++) {
-    ctx.moveTo(x0, Math.round(y0 + y * cell) + 0.5);
-    ctx.lineTo(x0 + cols * cell, Math.round(y0 + y * cell) + 0.5);
+    ctx.moveTo(x0, Math.round(y0 + y * cellH) + 0.5);
+    ctx.lineTo(x0 + cols * cell, Math.round(y0 + y * cellH) + 0.5);
   }
   ctx.stroke();
 }
@@ -308,18 +309,7 @@ export function drawNumberGrid(ctx, values, opts = {}) {
       ctx.fillText(text, x + cellW / 2, y + cellH / 2 + 0.5);
     }
   }
-  ctx.strokeStyle = "rgba(0,0,0,0.18)";
-  ctx.lineWidth = 1;
-  ctx.beginPath();
-  for (let c = 1; c < cols; c++) {
-    ctx.moveTo(Math.round(x0 + c * cellW) + 0.5, y0);
-    ctx.lineTo(Math.round(x0 + c * cellW) + 0.5, y0 + rows * cellH);
-  }
-  for (let r = 1; r < rows; r++) {
-    ctx.moveTo(x0, Math.round(y0 + r * cellH) + 0.5);
-    ctx.lineTo(x0 + cols * cellW, Math.round(y0 + r * cellH) + 0.5);
-  }
-  ctx.stroke();
+  gridLines(ctx, x0, y0, cols, rows, cellW, "rgba(0,0,0,0.18)", cellH);
   ctx.strokeStyle = "#5b6472";
   ctx.strokeRect(x0 + 0.5, y0 + 0.5, cols * cellW - 1, rows * cellH - 1);
   // "cur": the current cell (orange, as on the maps); "pick": a chosen cell (blue: the max)
