@@ -712,6 +712,20 @@ function pickable(canvas, stageIndex, channel, getGeom) {
 
 const geoms = {};
 
+/** Draw every output map of `out` ({output, shape}) into the `out${j}` canvases, filled in up
+ * to the current cell, which is marked; geometries go to geoms[`${key}${j}`] for clicks. One
+ * helper so the conv, pool and transposed stages fill in the same way. */
+function drawFillingOutputs(key, out, cell, size) {
+  const vmax = maxAbs(out.output);
+  for (let j = 0; j < out.shape[0]; j++) {
+    geoms[`${key}${j}`] = drawGrid(parts[`out${j}`], filling(out.output[j], j, cell.channel, cell.y * out.shape[2] + cell.x), {
+      ...size,
+      vmax,
+      mark: j === cell.channel ? { y: cell.y, x: cell.x } : null,
+    }).geom;
+  }
+}
+
 // The renderers read sizes from the response, never from the state: between a change and
 // its response the two differ.
 function renderConv(stage, cell, info) {
@@ -792,16 +806,8 @@ function renderConv(stage, cell, info) {
       window: info ? { rows: info.rows, cols: info.cols } : null,
     }).geom;
   }
-  const vOut = maxAbs(conv.output);
   const outW = Math.min(320, width * (pooled ? 0.2 : 0.26));
-  for (let j = 0; j < k; j++) {
-    geoms[`out${j}`] = drawGrid(parts[`out${j}`], filling(conv.output[j], j, cell.channel, cell.y * conv.shape[2] + cell.x), {
-      maxW: outW,
-      maxH: k > 1 ? 220 : 320,
-      vmax: vOut,
-      mark: j === cell.channel ? { y: cell.y, x: cell.x } : null,
-    }).geom;
-  }
+  drawFillingOutputs("out", conv, cell, { maxW: outW, maxH: k > 1 ? 220 : 320 });
   if (pooled) {
     const vP = maxAbs(result.pool.output);
     for (let j = 0; j < k; j++) {
@@ -895,15 +901,7 @@ function renderPool(stage, cell, info) {
       links: info && i === cell.channel && info.argmax_input ? [info.argmax_input] : [],
     }).geom;
   }
-  const vOut = maxAbs(pool.output);
-  for (let j = 0; j < pool.shape[0]; j++) {
-    geoms[`pout${j}`] = drawGrid(parts[`out${j}`], filling(pool.output[j], j, cell.channel, cell.y * pool.shape[2] + cell.x), {
-      maxW: Math.min(300, width * 0.25),
-      maxH: 240,
-      vmax: vOut,
-      mark: j === cell.channel ? { y: cell.y, x: cell.x } : null,
-    }).geom;
-  }
+  drawFillingOutputs("pout", pool, cell, { maxW: Math.min(300, width * 0.25), maxH: 240 });
   const box = parts.math;
   if (!info) {
     box.replaceChildren(h("p", { class: "pg-empty", text: t("common.loading") }));
@@ -978,15 +976,7 @@ function renderTransposed(stage, cell, info) {
     });
   }
   parts.legend.textContent = t("pg.intermediate_legend");
-  const vOut = maxAbs(result.output);
-  for (let j = 0; j < k; j++) {
-    geoms[`tout${j}`] = drawGrid(parts[`out${j}`], filling(result.output[j], j, cell.channel, cell.y * result.shape[2] + cell.x), {
-      maxW: Math.min(300, width * 0.28),
-      maxH: 300,
-      vmax: vOut,
-      mark: j === cell.channel ? { y: cell.y, x: cell.x } : null,
-    }).geom;
-  }
+  drawFillingOutputs("tout", result, cell, { maxW: Math.min(300, width * 0.28), maxH: 300 });
   const box = parts.math;
   if (!info) {
     box.replaceChildren(h("p", { class: "pg-empty", text: t("common.loading") }));
