@@ -45,6 +45,7 @@ def card(name: str, data_dir: Path, history_dir: Path | None, img_dir: Path) -> 
         f"| multiply-accumulates per image | {model.macs:,} |",
         f"| input | {' x '.join(map(str, spec.shape))}, mean {spec.mean}, std {spec.std} |",
         f"| training command | `{meta.get('train_command', 'n/a')}` |",
+        *([f"| training schedule | {meta['train_note']} |"] if "train_note" in meta else []),
         f"| seed | {meta.get('train_config', {}).get('seed', 'n/a')} |",
         f"| epochs | {meta.get('train_config', {}).get('epochs', 'n/a')} |",
         f"| optimiser | {json.dumps(meta.get('train_config', {}))} |",
