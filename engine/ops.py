@@ -58,6 +58,11 @@ Pads = tuple[int, int, int, int]  # top, bottom, left, right
 # bytes: big enough for an efficient matmul, small enough to stay in cache and to
 # keep peak memory a small fraction of the activations (see docs/BENCHMARKS.md).
 CHUNK_BYTES = 1 << 22
+# Below this much im2col per image, splitting one image over threads costs more than it saves.
+MIN_SPLIT_BYTES = 1 << 21
+# A linear layer's weights are split over the threads above this size (VGG-16's fc1 is 411
+# MB: at batch 1 it is a matrix-vector product bound by memory bandwidth, one core's worth).
+LINEAR_SPLIT_BYTES = 1 << 24
 
 
 def _default_threads() -> int:
@@ -240,9 +245,16 @@ def _windows(
 
 
 def _chunks(n: int, rows: int, bytes_per_row: int) -> Iterator[tuple[int, int, int, int]]:
-    """Split (images, output rows) into blocks of about CHUNK_BYTES of im2col."""
+    """Split (images, output rows) into blocks of about CHUNK_BYTES of im2col.
+
+    A single image too small for one block per thread (VGG-16's 14x14 layers) is still
+    split by rows, so every thread gets work, unless the blocks would be tiny."""
     image_bytes = rows * bytes_per_row
-    if image_bytes <= CHUNK_BYTES:
+    if n == 1 and _threads > 1 and rows >= _threads and image_bytes >= MIN_SPLIT_BYTES:
+        step = -(-rows // max(_threads, -(-image_bytes // CHUNK_BYTES)))
+        for r0 in range(0, rows, step):
+            yield 0, 1, r0, min(rows, r0 + step)
+    elif image_bytes <= CHUNK_BYTES:
         step = max(1, CHUNK_BYTES // max(image_bytes, 1))
         for n0 in range(0, n, step):
             yield n0, min(n, n0 + step), 0, rows
@@ -611,7 +623,16 @@ def linear(
         raise ValueError(
             f"{layer}: input has {x.shape[1]} features but the weights expect {weight.shape[1]}"
         )
-    y = x @ weight.T
+    if weight.nbytes < LINEAR_SPLIT_BYTES or _threads == 1:
+        y = x @ weight.T
+    else:
+        y = np.empty((x.shape[0], weight.shape[0]), dtype=np.result_type(x, weight))
+        step = -(-weight.shape[0] // _threads)
+
+        def rows(o0: int) -> None:
+            y[:, o0 : o0 + step] = x @ weight[o0 : o0 + step].T
+
+        _map_chunks(rows, range(0, weight.shape[0], step))
     if bias is not None:
         y += bias
     return y

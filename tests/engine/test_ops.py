@@ -517,3 +517,47 @@ def test_sigmoid_is_stable_for_huge_inputs():
     exact = np.exp(-np.logaddexp(0, -x.astype(np.float64)))  # 1 / (1 + e^-x), no overflow
     np.testing.assert_allclose(s, exact, rtol=1e-6, atol=1e-30)
     assert s[0] == 0 and s[2] == 0.5 and s[4] == 1
+
+
+@pytest.fixture
+def two_threads_split_everything():
+    """The thread pool with every split forced on: one image split by rows, linear
+    weights split by output rows, chunks of one row."""
+    before = ops._threads
+    ops.set_num_threads(2)
+    patches = [
+        mock.patch.object(ops, "MIN_SPLIT_BYTES", 0),
+        mock.patch.object(ops, "LINEAR_SPLIT_BYTES", 0),
+    ]
+    for p in patches:
+        p.start()
+    yield
+    for p in patches:
+        p.stop()
+    ops.set_num_threads(before)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize(
+    "stride,dilation,padding", [(1, 1, 1), (2, 1, (0, 1, 2, 0)), (1, 2, "same")]
+)
+def test_threaded_paths_match_oracle(two_threads_split_everything, n, stride, dilation, padding):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, 3, 9, 11)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    pads = ops.normalize_padding(padding, (3, 3), (stride, stride), (dilation, dilation), (9, 11))
+    expected = oracle.conv2d(x, w, b, (stride, stride), pads, (dilation, dilation))
+    assert_close(ops.conv2d(x, w, b, stride, padding, dilation), expected, what="threaded conv2d")
+    # Weight gradients are summed from per-chunk partials: same result as one thread.
+    dy = rng.standard_normal(expected.shape).astype(np.float64)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    _, dw, _ = ops.conv2d_backward(dy, x64, w64, stride, padding, dilation)
+    ops.set_num_threads(1)
+    _, dw_one, _ = ops.conv2d_backward(dy, x64, w64, stride, padding, dilation)
+    np.testing.assert_allclose(dw, dw_one, rtol=1e-12, atol=1e-12)
+    ops.set_num_threads(2)
+    feats = rng.standard_normal((n, 20)).astype(np.float32)
+    weight = rng.standard_normal((7, 20)).astype(np.float32)
+    bias = rng.standard_normal(7).astype(np.float32)
+    assert_close(ops.linear(feats, weight, bias), oracle.linear(feats, weight, bias), what="linear")
