@@ -136,6 +136,24 @@ def torch_seconds(model, x: np.ndarray, repeats: int) -> float | None:
     return median_time(run, repeats)
 
 
+def layer_profile(name: str, repeats: int) -> None:
+    """Best time of each layer of one forward pass, slowest first, with its GFLOP/s."""
+    model = zoo.build(name)
+    h0 = np.random.default_rng(1).standard_normal((1, *model.input_spec.shape), dtype=np.float32)
+    best: dict[str, float] = {}
+    for _ in range(repeats + 1):
+        h = h0
+        for layer in model.layers:
+            started = time.perf_counter()
+            h = layer.forward(h)
+            best[layer.name] = min(best.get(layer.name, np.inf), time.perf_counter() - started)
+    flops = {d["name"]: d["flops"] for d in model.describe()}
+    print(f"\n{name} per layer (best of {repeats + 1}), slowest first:")
+    for layer_name, seconds in sorted(best.items(), key=lambda kv: -kv[1])[:12]:
+        rate = f"{flops[layer_name] / seconds / 1e9:.0f} GFLOP/s" if flops[layer_name] else ""
+        print(f"  {layer_name:10} {seconds * 1e3:7.1f} ms  {rate}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,6 +190,8 @@ def main() -> None:
             f"{s['extra_ratio']:.2f} | {vs_torch} |"
         )
         del s
+    if args.layers:
+        layer_profile(args.layers, repeats)
     step = train_step_seconds(repeats)
     print(
         f"\ntiny-vgg training step (batch 128, forward + backward): {step * 1e3:.0f} ms "
