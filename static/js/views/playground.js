@@ -58,16 +58,22 @@ const clampInt = (v, lo, hi) => Math.min(hi, Math.max(lo, Math.round(v)));
 
 let state = readUrl() || initialState();
 state.transposed = state.transposed || { ...DEFAULT_TRANSPOSED };
+// Every change of the state starts a new generation. A response is shown only if it was
+// asked for by the current generation: clicking presets quickly must never leave the page
+// showing the result of an earlier state (requests of older generations are also aborted).
+let stateGen = 0;
 let result = null; // the last good response of /conv or /transposed
 let resultMode = null; // the mode that response was computed for
+let resultState = null; // the state that response (or failure) was computed for
+let resultGen = -1; // the generation of resultState; current when it equals stateGen
 let failure = null; // the last error (a 422 keeps the sizes in failure.details)
 let pendingCell = null; // a preset's named cell, placed once the output's shape is known
 let pendingStep = null; // a step asked for (classroom mode) before its state's response
-let inflight = null;
+let computeCtl = null; // aborts the /conv or /transposed request of an older generation
+let explainCtl = new AbortController(); // aborts the explain requests of an older generation
 let recomputeTimer = 0;
 let urlTimer = 0;
-let requestSeq = 0;
-const explained = new Map(); // step -> explanation fetched on demand (large results)
+const explained = new Map(); // "generation:step" -> explanation fetched on demand (large results)
 const listeners = new Set();
 
 const player = new Player({
@@ -92,15 +98,36 @@ function notify() {
   for (const fn of listeners) fn(snapshot);
 }
 
-/** Change the state; `structure` rebuilds the kernel editors. Recomputes unless told not to. */
+/** Change the state; `structure` rebuilds the kernel editors. Then recomputes. */
 function update(patch, { structure = false, keepPreset = false } = {}) {
   Object.assign(state, patch);
   if (!keepPreset) state.preset = null;
+  stateChanged();
   if (structure) buildKernelEditors();
-  syncControls();
   writeUrl(state);
   scheduleRecompute();
+  render(); // the readout shows "…" (not the old value) until the new response
   notify();
+}
+
+/** A new generation: every response still on its way belongs to an outdated state. */
+function stateChanged() {
+  stateGen += 1;
+  if (computeCtl) computeCtl.abort();
+  computeCtl = null;
+  explainCtl.abort();
+  explainCtl = new AbortController();
+  explained.clear();
+  setBusy(true);
+}
+
+/** The result on the page belongs to the current state. */
+const isCurrent = () => resultGen === stateGen;
+
+/** aria-busy on the stage: true until the current state's result (and the arithmetic of the
+ * current cell) is on the page; tests and assistive technology wait for "false". */
+function setBusy(busy) {
+  $("[data-pg-stage]").setAttribute("aria-busy", String(busy || !isCurrent()));
 }
 
 function scheduleRecompute() {
@@ -109,24 +136,27 @@ function scheduleRecompute() {
 }
 
 async function recompute() {
-  const seq = ++requestSeq;
-  if (inflight) inflight.abort();
-  inflight = new AbortController();
-  $("[data-pg-stage]").setAttribute("aria-busy", "true");
-  const mode = state.mode;
+  clearTimeout(recomputeTimer);
+  const gen = stateGen;
+  const sent = clone(state); // what the response describes, whatever happens to `state`
+  if (computeCtl) computeCtl.abort();
+  const ctl = new AbortController();
+  computeCtl = ctl;
+  setBusy(true);
   try {
-    const response = await compute(state, inflight.signal);
-    if (seq !== requestSeq) return;
+    const response = await compute(sent, ctl.signal);
+    if (gen !== stateGen) return; // an outdated state: its response is never shown
     result = response;
-    resultMode = mode;
     failure = null;
   } catch (err) {
-    if (err.name === "AbortError" || seq !== requestSeq) return;
+    if (err.name === "AbortError" || gen !== stateGen) return;
     result = null;
     failure = err;
   }
-  explained.clear();
-  $("[data-pg-stage]").setAttribute("aria-busy", "false");
+  if (computeCtl === ctl) computeCtl = null;
+  resultMode = sent.mode;
+  resultState = sent;
+  resultGen = gen;
   const total = totalSteps();
   player.setTotal(total);
   if (pendingCell && result) {
@@ -186,25 +216,28 @@ function stepOfCell([c, y, x]) {
   return Math.min(cc - 1, c) * hh * ww + Math.min(hh - 1, y) * ww + Math.min(ww - 1, x);
 }
 
-/** The arithmetic of a step's cell: from the response, or fetched once (null meanwhile). */
+/** The arithmetic of a step's cell: from the response, or fetched once (null meanwhile).
+ * Fetched only for the current state's result, and asked for the state of that result. */
 function cellInfo(step) {
   const cell = cellOfStep(step);
   if (!cell) return null;
   const list =
     cell.stage === "conv" ? result.conv.cells : cell.stage === "pool" ? result.pool.cells : result.cells;
   if (list) return list[cell.index];
-  if (explained.has(step)) return explained.get(step);
-  explained.set(step, null);
+  if (!isCurrent()) return null; // the new state's response will replace this result
+  const gen = resultGen;
+  const key = `${gen}:${step}`;
+  if (explained.has(key)) return explained.get(key);
+  explained.set(key, null);
   const ref = { stage: cell.stage === "pool" ? "pool" : "conv", channel: cell.channel, y: cell.y, x: cell.x };
-  const seq = requestSeq;
-  explainCell(state, ref)
+  explainCell(resultState, ref, explainCtl.signal)
     .then((info) => {
-      if (seq !== requestSeq) return;
-      explained.set(step, info);
+      if (gen !== stateGen) return;
+      explained.set(key, info);
       if (player.step === step) render();
     })
     .catch((err) => {
-      if (seq === requestSeq) setStatus(errorText(err));
+      if (err.name !== "AbortError" && gen === stateGen) setStatus(errorText(err));
     });
   return null;
 }
@@ -594,7 +627,9 @@ function renderReadout(cell, info) {
   }
   label.textContent = t(`pg.cell_${cell.stage}`);
   pos.textContent = `(${cell.channel}, ${cell.y}, ${cell.x})`;
-  value.textContent = info ? fmt(cell.stage === "conv" ? info.output : info.value) : "…";
+  // an earlier state's value is never shown as the value of the current state
+  const shown = info && isCurrent();
+  value.textContent = shown ? fmt(cell.stage === "conv" ? info.output : info.value) : "…";
   count.textContent = t("pg.step_of", { i: player.step + 1, n: player.total });
 }
 
@@ -624,6 +659,7 @@ function render() {
   const cell = result ? cellOfStep(player.step) : null;
   const info = cell ? cellInfo(player.step) : null;
   renderReadout(cell, info);
+  setBusy(Boolean(cell) && !info);
   if (!result) {
     stageKey = "";
     stage.replaceChildren(h("p", { class: "pg-empty", text: failure ? t("pg.no_output") : t("common.loading") }));
@@ -733,7 +769,7 @@ function renderConv(stage, cell, info) {
   const c = conv.padded.shape[0];
   const k = conv.shape[0];
   const pooled = Boolean(result.pool);
-  const act = state.activation !== "none";
+  const act = resultState.activation !== "none";
   const key = JSON.stringify(["conv", c, k, pooled, act, document.documentElement.lang]);
   // One row per input channel: the padded input with the window, then that channel's
   // window x kernel = products -> sum. The output maps stand to the right.
@@ -768,7 +804,7 @@ function renderConv(stage, cell, info) {
     parts.total = h("p", { class: "pg-total", "data-testid": "arithmetic-total" });
     parts.act = act ? h("div", { class: "pg-act" }, (parts.curve = h("canvas", { class: "pg-curve", "data-testid": "activation-curve" })), (parts.actText = h("p", { class: "pg-total" }))) : null;
     const left = h("section", { class: "pg-math cv-math", "aria-live": "off" }, parts.inputsTitle, parts.mathTitle, ...rows, parts.total, parts.act);
-    const outputs = h("div", { class: "pg-col" }, h("h3", { class: "pg-h3", text: act ? t("pg.output_after", { f: t(`pg.act.${state.activation}`) }) : t("pg.output") }));
+    const outputs = h("div", { class: "pg-col" }, h("h3", { class: "pg-h3", text: act ? t("pg.output_after", { f: t(`pg.act.${resultState.activation}`) }) : t("pg.output") }));
     for (let j = 0; j < k; j++) {
       const canvas = canvasFor(`out${j}`);
       pickable(canvas, 0, j, () => geoms[`out${j}`]);
