@@ -50,13 +50,22 @@ def open_playground(page, path: str = "/playground"):
     return page
 
 
+def settled_value(page) -> str:
+    """The cell value once the page has finished computing its current state.
+
+    A state change sets the stage's aria-busy to "true" synchronously (inside the click), and
+    it turns "false" only when the current state's response and the current cell's arithmetic
+    are drawn. The value is then read once, not retried: a stale value fails the test."""
+    expect(page.locator('[data-testid="stage"]')).to_have_attribute("aria-busy", "false")
+    return page.inner_text('[data-testid="cell-value"]')
+
+
 def test_every_textbook_preset_shows_its_size_and_the_api_value(
     page, server_url, screenshot
 ) -> None:
     open_playground(page)
     size = page.locator('[data-testid="output-size"]')
     position = page.locator('[data-testid="cell-position"]')
-    value = page.locator('[data-testid="cell-value"]')
     for name, result, cell, textbook in PRESETS:
         page.click(f'[data-testid="preset-{name}"]')
         expect(page.locator(f'[data-testid="preset-{name}"]')).to_have_attribute(
@@ -65,7 +74,7 @@ def test_every_textbook_preset_shows_its_size_and_the_api_value(
         expect(size).to_contain_text(result)
         expect(position).to_have_text(cell)
         expect(page.locator('[data-testid="lesson"]')).to_be_visible()
-        shown = float(value.inner_text())
+        shown = float(settled_value(page))
         assert shown == pytest.approx(api_value(page, server_url, cell), abs=1e-3), name
         if textbook is not None:
             assert shown == textbook, name
@@ -74,6 +83,50 @@ def test_every_textbook_preset_shows_its_size_and_the_api_value(
             shoot(screenshot, page, "playground-3channel")
         if name == "transposed":
             shoot(screenshot, page, "playground-transposed")
+
+
+def test_presets_clicked_in_quick_succession_show_the_last_ones_value(page, server_url) -> None:
+    """Clicking curve then curve-blank without waiting: the page must end on curve-blank's
+    value (0), never the 6600 of the curve preset's response or its earlier state."""
+    open_playground(page)
+    settled_value(page)
+    page.click('[data-testid="preset-curve-match"]')
+    page.click('[data-testid="preset-curve-blank"]')
+    expect(page.locator('[data-testid="preset-curve-blank"]')).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    shown = float(settled_value(page))
+    assert shown == pytest.approx(api_value(page, server_url, "(0, 0, 0)"), abs=1e-3)
+    assert shown == 0
+
+    # the curve preset's response arrives after curve-blank was chosen: it is not shown
+    held = []
+
+    def hold_first(route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)  # left unanswered until curve-blank is on the page
+
+    page.route("**/api/v1/playground/conv", hold_first)
+    page.click('[data-testid="preset-curve-match"]')
+    for _ in range(100):  # the request leaves after the page's short debounce
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "the curve preset's request was never sent"
+    expect(page.locator('[data-testid="cell-value"]')).to_have_text("…")
+    page.click('[data-testid="preset-curve-blank"]')
+    late = held[0].fetch()
+    assert late.json()["conv"]["output"][0][0][0] == 6600  # what a stale page would show
+    try:
+        held[0].fulfill(response=late)
+    except Exception:  # noqa: BLE001 - the page aborted that request: the best outcome
+        pass
+    assert float(settled_value(page)) == 0
+    page.wait_for_timeout(300)  # time for a late response to be (wrongly) drawn
+    assert page.inner_text('[data-testid="cell-value"]') == "0"
+    page.unroute("**/api/v1/playground/conv")
 
 
 def test_keyboard_changes_padding_stride_and_dilation(page, console, screenshot) -> None:
