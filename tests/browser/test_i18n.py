@@ -11,13 +11,15 @@ def test_switch_to_chinese_and_back(page) -> None:
     page.goto("/")
     heading = page.locator("h1")
     expect(heading).to_have_text("See what a convolutional network does to your image")
-    expect(page.locator('[data-testid="model-card"]').first).to_contain_text("untrained")
+    # VGG-16 ships untrained; its badge is translated too.
+    vgg16_card = page.locator('[data-testid="model-card"][data-model="vgg16"]')
+    expect(vgg16_card).to_contain_text("untrained")
 
     page.get_by_role("button", name="简体中文").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     expect(heading).to_have_text("看看卷积神经网络如何处理你的图片")
     expect(page.locator("#step-image")).to_contain_text("提供一张图片")
-    expect(page.locator('[data-testid="model-card"]').first).to_contain_text("未训练")
+    expect(vgg16_card).to_contain_text("未训练")
     expect(page.get_by_role("button", name="简体中文")).to_have_attribute("aria-pressed", "true")
 
     page.goto("/models/tiny-vgg/architecture")  # the choice is remembered
