@@ -669,7 +669,8 @@ class LiveHub:
     ) -> None:
         self.catalog = catalog
         self.limits = limits or LiveLimits()
-        self._clock = clock
+        # One clock for idle expiry and the connections' rate limits (tests pass a fake).
+        self.clock = clock
         self._sessions: dict[str, Session] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -688,7 +689,7 @@ class LiveHub:
         while code in self._sessions:
             code = new_code()
         token = secrets.token_urlsafe(32)
-        session = Session(code, token, self.catalog, self.limits, self._clock)
+        session = Session(code, token, self.catalog, self.limits, self.clock)
         self._sessions[code] = session
         return session, token
 
@@ -700,7 +701,7 @@ class LiveHub:
         session = self._sessions.get(normal)
         if session is None:
             return None
-        if session.ended or self._expired(session, self._clock()):
+        if session.ended or self._expired(session, self.clock()):
             self._remove(session, "The class ended after a long idle time.")
             return None
         return session
@@ -714,7 +715,7 @@ class LiveHub:
 
     def sweep(self) -> int:
         """End idle and ended sessions; returns how many were removed."""
-        now = self._clock()
+        now = self.clock()
         gone = [s for s in self._sessions.values() if s.ended or self._expired(s, now)]
         for session in gone:
             self._remove(session, "The class ended after a long idle time.")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, WebSocket, WebSocketDisconnect
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from ..errors import ERROR_RESPONSES, ApiError
@@ -27,7 +30,7 @@ from ..live import (
 from ..models import ModelRegistry
 from ..runs import RunStore
 
-__all__ = ["router", "get_hub", "HubDep", "AppCatalog", "join_url"]
+__all__ = ["router", "build_hub", "get_hub", "HubDep", "AppCatalog", "join_url"]
 
 router = APIRouter(prefix="/live", tags=["live"], responses=ERROR_RESPONSES)
 
@@ -57,20 +60,27 @@ class AppCatalog:
             return None
 
 
+def build_hub(app: Starlette, clock: Callable[[], float] = time.monotonic) -> LiveHub:
+    """A hub for ``app`` with the limits of its settings; ``clock`` times idle expiry and
+    rate limits (tests install a hub with a fake clock as ``app.state.live``)."""
+    state = app.state
+    s = state.settings
+    limits = LiveLimits(
+        max_sessions=s.live_max_sessions,
+        max_students=s.live_max_students,
+        max_message_bytes=s.live_max_message_bytes,
+        rate=s.live_rate,
+        idle_seconds=s.live_idle_seconds,
+    )
+    return LiveHub(AppCatalog(state.registry, state.runs), limits, clock=clock)
+
+
 def get_hub(conn: HTTPConnection) -> LiveHub:
     """The app's sessions, created on first use from its settings."""
     state = conn.app.state
     hub = getattr(state, "live", None)
     if hub is None:
-        s = state.settings
-        limits = LiveLimits(
-            max_sessions=s.live_max_sessions,
-            max_students=s.live_max_students,
-            max_message_bytes=s.live_max_message_bytes,
-            rate=s.live_rate,
-            idle_seconds=s.live_idle_seconds,
-        )
-        hub = state.live = LiveHub(AppCatalog(state.registry, state.runs), limits)
+        hub = state.live = build_hub(conn.app)
     return hub
 
 
@@ -153,7 +163,11 @@ async def live_socket(
 
     hub.ensure_sweeper()
     conn = Connection(
-        websocket.send_text, presenter=bool(token), client_id=client, rate=hub.limits.rate
+        websocket.send_text,
+        presenter=bool(token),
+        client_id=client,
+        rate=hub.limits.rate,
+        clock=hub.clock,
     )
     writer = asyncio.create_task(conn.run_writer())
     tasks = {writer}
