@@ -8,17 +8,21 @@ import socket
 import threading
 import time
 
+import anyio
 import httpx
 import pytest
 import uvicorn
 from starlette.websockets import WebSocketDisconnect
 
+from app.api.live import build_hub
 from app.live import CODE_ALPHABET
 from app.main import create_app
 
 from .conftest import API, make_settings
 
 LIVE = f"{API}/live"
+# Seconds to wait for one expected message; generous for a loaded machine.
+RECEIVE_TIMEOUT = 20.0
 # A socket test that waits for a message that never comes would hang: fail it instead.
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,9 +34,44 @@ def start(client) -> tuple[str, str]:
     return body["code"], body["presenter_token"]
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a test says so (read on the server's loop)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def with_fake_clock(client) -> FakeClock:
+    """Give the client's app a hub on a fake clock: idle expiry and rate limits then
+    depend on the test's steps, never on how fast a loaded machine runs them."""
+    clock = FakeClock()
+    client.app.state.live = build_hub(client.app, clock)
+    return clock
+
+
+def receive(ws, timeout: float = RECEIVE_TIMEOUT) -> dict:
+    """The next JSON message, or AssertionError after ``timeout`` seconds (TestClient's own
+    receive waits forever); a close frame raises WebSocketDisconnect as usual."""
+
+    async def next_message() -> dict:
+        with anyio.fail_after(timeout):
+            return await ws._send_rx.receive()
+
+    try:
+        message = ws.portal.call(next_message)
+    except TimeoutError:
+        raise AssertionError(f"no message from the server in {timeout} s") from None
+    if message["type"] == "websocket.close":
+        raise WebSocketDisconnect(code=message.get("code", 1000), reason=message.get("reason"))
+    return json.loads(message["text"])
+
+
 def receive_until(ws, kind: str, limit: int = 20) -> dict:
     for _ in range(limit):
-        message = ws.receive_json()
+        message = receive(ws)
         if message["type"] == kind:
             return message
     raise AssertionError(f"no {kind!r} message in {limit}")
@@ -159,7 +198,7 @@ def test_a_valid_state_reaches_students_and_late_joiners(client, tiny_run):
         assert got["seq"] == 1
         assert {k: got["state"][k] for k in state} == state
         with client.websocket_connect(f"{LIVE}/{code}/ws") as late:
-            first = [late.receive_json(), late.receive_json()]
+            first = [receive(late), receive(late)]
             assert [m["type"] for m in first] == ["hello", "state"]
             assert first[1]["state"] == got["state"]
     info = client.get(f"{LIVE}/{code}").json()
@@ -191,32 +230,40 @@ def test_predict_then_reveal_over_the_socket(client, tiny_run):
 
 def test_unknown_codes_and_bad_tokens_close_the_socket(client):
     with client.websocket_connect(f"{LIVE}/ZZZZZZ/ws") as ws:
-        assert ws.receive_json()["code"] == "not_found"
+        assert receive(ws)["code"] == "not_found"
         with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_json()
+            receive(ws)
         assert closed.value.code == 4404
     code, _ = start(client)
     with client.websocket_connect(f"{LIVE}/{code}/ws?token=guess") as ws:
-        assert ws.receive_json()["code"] == "forbidden"
+        assert receive(ws)["code"] == "forbidden"
         with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_json()
+            receive(ws)
         assert closed.value.code == 4403
 
 
 def test_message_size_and_rate_limits(make_client):
     client = make_client(preload=(), live_max_message_bytes=300, live_rate=2)
+    clock = with_fake_clock(client)
     code, token = start(client)
     with client.websocket_connect(f"{LIVE}/{code}/ws?token={token}") as teacher:
         receive_until(teacher, "students")
         teacher.send_json({"type": "set", "state": {"playground": {"grid": [[1] * 200]}}})
         error = receive_until(teacher, "error")
         assert error["code"] == "too_large" and "300 bytes" in error["message"]
-        # Rate 2/s allows a burst of 4 (the oversized message was refused before counting).
+        # Rate 2/s allows a burst of 4 (the oversized message was refused before counting);
+        # the clock stands still, so no token comes back while the pings arrive.
         for _ in range(6):
             teacher.send_json({"type": "ping"})
-        replies = [teacher.receive_json() for _ in range(5)]
+        replies = [receive(teacher) for _ in range(6)]
         kinds = [m["type"] if m["type"] == "pong" else m["code"] for m in replies]
-        assert kinds == ["pong"] * 4 + ["rate_limited"]
+        assert kinds == ["pong"] * 4 + ["rate_limited"] * 2
+        # Half a second at 2/s earns exactly one more message.
+        clock.now += 0.5
+        for _ in range(2):
+            teacher.send_json({"type": "ping"})
+        kinds = [receive(teacher) for _ in range(2)]
+        assert [kinds[0]["type"], kinds[1].get("code")] == ["pong", "rate_limited"]
 
 
 def test_a_full_class_turns_students_away(make_client):
@@ -225,24 +272,33 @@ def test_a_full_class_turns_students_away(make_client):
     with client.websocket_connect(f"{LIVE}/{code}/ws") as first:
         receive_until(first, "state")
         with client.websocket_connect(f"{LIVE}/{code}/ws") as second:
-            assert second.receive_json()["code"] == "session_full"
+            assert receive(second)["code"] == "session_full"
             with pytest.raises(WebSocketDisconnect) as closed:
-                second.receive_json()
+                receive(second)
             assert closed.value.code == 4429
 
 
 def test_idle_classes_end(make_client):
+    # A tiny idle time keeps the server's sweep frequent (every idle/4 s of real time);
+    # the fake clock decides when the class is idle, so a slow machine cannot expire it
+    # early (it used to end between the POST and the WebSocket connect: close code 4404).
     client = make_client(preload=(), live_idle_seconds=0.3)
+    clock = with_fake_clock(client)
     code, _ = start(client)
-    started = time.monotonic()
     with client.websocket_connect(f"{LIVE}/{code}/ws") as student:
-        receive_until(student, "state")
+        receive_until(student, "state")  # joining counts as activity: idle from here
+        # A student's ping does not keep a class alive, and 0.29 s is not yet idle.
+        clock.now += 0.29
+        student.send_json({"type": "ping"})
+        assert receive_until(student, "pong") == {"type": "pong"}
+        assert client.get(f"{LIVE}/{code}").status_code == 200
+        # Past 0.3 s the server's own periodic sweep ends the class: nobody asks for it.
+        clock.now += 0.02
         ended = receive_until(student, "ended")
         assert "idle" in ended["message"]
         with pytest.raises(WebSocketDisconnect) as closed:
-            student.receive_json()
+            receive(student)
         assert closed.value.code == 4410
-    assert 0.3 <= time.monotonic() - started < 5
     assert client.get(f"{LIVE}/{code}").status_code == 404
     assert client.get(f"/live/{code}").status_code == 404
 
