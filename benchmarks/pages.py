@@ -54,6 +54,7 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--layer", default="conv1_2")
+    parser.add_argument("--settle", type=float, default=1.5, help="seconds to let the page load")
     args = parser.parse_args()
     log = Path(tempfile.mkdtemp()) / "server.log"
     proc, url = _start_server(log)
@@ -75,7 +76,7 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1366, "height": 768})
             page.goto(f"{url}/runs/{run_id}/layers/{args.layer}?channel=0&y=0&x=0")
             page.wait_for_selector('[data-testid="cell-value"]')
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(args.settle * 1000)
             speed = page.get_by_test_id("speed")
             speed.evaluate(FASTEST)
             start = page.get_by_test_id("cell-position").inner_text()
