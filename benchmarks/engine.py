@@ -8,7 +8,7 @@ it keeps (tracemalloc sees NumPy's allocations). Then a tiny-vgg training step
 (forward + backward, batch 128) and the epoch time it implies. If PyTorch happens to
 be installed, the ratio to torch.nn.functional on the same weights and threads.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/engine.py [--repeats 5] [--quick]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/engine.py [--repeats 5] [--quick] [--layers vgg16]
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="fewer repeats, skip tiny-vgg batch 256"
     )
+    parser.add_argument("--layers", metavar="MODEL", help="also time every layer of MODEL")
     args = parser.parse_args()
     repeats = 2 if args.quick else args.repeats
 
