@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "CIFAR10_CLASSES",
     "Dataset",
     "DataError",
     "load_dataset",
@@ -131,7 +132,8 @@ def _npz_arrays(data: np.lib.npyio.NpzFile, path: Path) -> tuple[np.ndarray, np.
     return images, labels, names
 
 
-_CIFAR_NAMES = [
+# CIFAR-10's class names, in label order (the python tarball's batches.meta holds the same).
+CIFAR10_CLASSES = [
     "airplane",
     "automobile",
     "bird",
@@ -189,7 +191,7 @@ def read_cifar10_python(path: str | Path, split: str = "train") -> Dataset:
     batches = [_cifar_batch(parts[n], f"{path}:{n}") for n in wanted]
     images = np.concatenate([b[0] for b in batches])
     labels = np.concatenate([b[1] for b in batches])
-    return Dataset(images, labels, list(_CIFAR_NAMES), str(path))
+    return Dataset(images, labels, list(CIFAR10_CLASSES), str(path))
 
 
 def _read_idx(file: Path) -> np.ndarray:

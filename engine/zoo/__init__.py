@@ -10,25 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..data import CIFAR10_CLASSES
 from ..layers import Conv2d, Flatten, Layer, Linear, MaxPool2d, ReLU, Softmax
 from ..model import InputSpec, Sequential
 
 __all__ = ["MODEL_NAMES", "ZOO_DIR", "architecture", "build", "load", "vgg_stack", "weights_path"]
 
 ZOO_DIR = Path(__file__).resolve().parent
-
-CIFAR10_CLASSES = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-]
 CIFAR10_MEAN = [0.4914, 0.4822, 0.4465]
 CIFAR10_STD = [0.2470, 0.2435, 0.2616]
 MNIST_MEAN = [0.1307]
