@@ -44,11 +44,6 @@ def model_detail(model_id: str, model: Sequential) -> dict[str, Any]:
     return {**model_summary(model_id, model), "layers": model.describe()}
 
 
-def _bare_architecture(model_id: str) -> Sequential:
-    """The architecture and descriptive metadata without drawing weights."""
-    return zoo.architecture(model_id)
-
-
 class ModelRegistry:
     """Model ids -> models, loading each at most once (thread-safe)."""
 
@@ -100,7 +95,7 @@ class ModelRegistry:
         self.check(model_id)
         detail = self._details.get(model_id)
         if detail is None:
-            detail = model_detail(model_id, _bare_architecture(model_id))
+            detail = model_detail(model_id, zoo.architecture(model_id))
             with self._lock:
                 detail = self._details.setdefault(model_id, detail)
         return detail
