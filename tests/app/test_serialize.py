@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import base64
+import enum
+import warnings
+from collections import OrderedDict, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import orjson
+import pytest
 
-from app.serialize import decode_f16, dumps, encode_tensor
+from app.serialize import (
+    CHUNK_VALUES,
+    PARALLEL_MIN_VALUES,
+    decode_f16,
+    dumps,
+    encode_f16,
+    encode_tensor,
+)
 
 
 def test_json_floats_round_trip_exactly_and_non_finite_is_null():
@@ -38,3 +50,102 @@ def test_f16_overflow_becomes_infinity_without_warning(recwarn):
 def test_non_contiguous_arrays_are_flattened_row_major():
     values = np.arange(12, dtype=np.float32).reshape(3, 4).T  # a transposed view
     assert orjson.loads(dumps(encode_tensor(values))) == values.reshape(-1).tolist()
+
+
+def _reference_f16(values: np.ndarray) -> str:
+    with np.errstate(over="ignore"):
+        return base64.b64encode(values.reshape(-1).astype("<f2").tobytes()).decode("ascii")
+
+
+def _awkward(n: int, seed: int) -> np.ndarray:
+    """n float32 values with every kind of special case sprinkled in."""
+    rng = np.random.default_rng(seed)
+    values = (rng.normal(size=n) * 3e4).astype(np.float32)
+    specials = np.array(
+        [np.nan, np.inf, -np.inf, 65504.0, 65520.0, -1e6, 7e4, 6e-8, -3e-8, 1e-45, -0.0, 0.0],
+        np.float32,
+    )
+    nan_payloads = np.array([0x7F800001, 0xFFC00123, 0x7FFFE000], np.uint32).view(np.float32)
+    for k, v in enumerate(np.concatenate([specials, nan_payloads])):
+        values[k % max(n, 1) :: 97 + k] = v
+    return values
+
+
+@pytest.mark.parametrize(
+    "n",
+    [
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,  # 10 bytes: base64 padding '=='
+        7,  # 14 bytes: padding '='
+        CHUNK_VALUES - 1,
+        CHUNK_VALUES + 1,
+        PARALLEL_MIN_VALUES - 1,  # the last size done on one thread
+        PARALLEL_MIN_VALUES,
+        3 * PARALLEL_MIN_VALUES + 5,  # several chunks per thread, an odd tail
+    ],
+)
+def test_f16_is_bit_identical_to_numpy_half_in_base64(n):
+    values = _awkward(n, seed=n)
+    data = encode_tensor(values, "f16")
+    assert isinstance(data, str)
+    assert data == _reference_f16(values)
+    # through the JSON renderer too: the same text, properly quoted
+    assert orjson.loads(dumps({"data": data, "n": n})) == {"data": data, "n": n}
+
+
+def test_f16_of_non_contiguous_and_float64_arrays():
+    values = _awkward(6 * 7 * 11, seed=3).reshape(6, 7, 11).transpose(2, 0, 1)[:, ::2]
+    assert encode_f16(values) == _reference_f16(np.ascontiguousarray(values))
+    doubles = np.array([1e300, -1e-300, 0.1, np.nan], np.float64)
+    with np.errstate(over="ignore"):
+        assert encode_f16(doubles) == _reference_f16(doubles.astype(np.float32))
+
+
+def test_f16_overflow_warns_on_no_thread():
+    values = np.full(PARALLEL_MIN_VALUES + 3, 1e6, np.float32)  # the threaded path
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = encode_f16(values)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert np.all(decode_f16(data, values.shape) == np.inf)
+
+
+def test_f16_from_many_threads_at_once():
+    arrays = [_awkward(PARALLEL_MIN_VALUES + 11 * k, seed=k) for k in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(encode_f16, arrays))
+    assert results == [_reference_f16(a) for a in arrays]
+
+
+def test_dumps_keeps_subclasses_of_json_types_as_before():
+    class Name(str):
+        pass
+
+    class Count(int):
+        pass
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    content = {
+        "name": Name('a "quoted" name'),
+        "n": Count(7),
+        "flag": True,
+        "level": Level.HIGH,
+        "ordered": OrderedDict(b=1, a=[Name("x")]),
+        "counts": defaultdict(int, {"k": 2}),
+    }
+    assert orjson.loads(dumps(content)) == {
+        "name": 'a "quoted" name',
+        "n": 7,
+        "flag": True,
+        "level": 3,
+        "ordered": {"b": 1, "a": ["x"]},
+        "counts": {"k": 2},
+    }
+    with pytest.raises(TypeError):
+        dumps({"x": object()})
