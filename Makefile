@@ -17,7 +17,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 # (and their screenshots are readable) instead of showing empty boxes.
 BROWSER_PACKAGES := chromium fonts-wqy-microhei
 
-.PHONY: help setup serve test chromium lint format screenshots bench \
+.PHONY: help setup serve test chromium redis lint format screenshots bench \
 	train-tiny-vgg train-lenet5 evaluate clean distclean
 
 help:
@@ -44,34 +44,20 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# Debian's chromium drives the browser tests; `playwright install` is never used.
+# Debian's chromium drives the browser tests (`playwright install` is never used), and
+# Debian's redis-server the tests of several server processes sharing one Redis.
 chromium:
-	@if [ "$$CONVSCOPE_SKIP_BROWSER" = 1 ]; then \
-		echo "CONVSCOPE_SKIP_BROWSER=1: browser tests are skipped"; \
-	elif [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; then \
-		:; \
-	else \
-		if [ "$$(id -u)" = 0 ]; then sudo=""; \
-		elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-		else echo "error: chromium is missing and installing it needs root or sudo." >&2; \
-			echo "Install it with: apt-get install $(BROWSER_PACKAGES)" >&2; \
-			echo "or skip the browser tests locally with CONVSCOPE_SKIP_BROWSER=1 make test" >&2; \
-			exit 1; fi; \
-		echo "Installing Debian's chromium for the browser tests: apt-get install $(BROWSER_PACKAGES)"; \
-		{ $$sudo apt-get update -q && \
-		  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); } \
-			> .chromium-install.log 2>&1 || { tail -n 20 .chromium-install.log >&2; \
-			echo "error: could not install chromium with apt-get (full log: .chromium-install.log)." >&2; \
-			echo "The browser tests need /usr/bin/chromium. Install it by hand, or skip the" >&2; \
-			echo "browser tests locally with CONVSCOPE_SKIP_BROWSER=1 make test" >&2; \
-			exit 1; }; \
-		rm -f .chromium-install.log; \
-	fi
+	@scripts/ensure-debian-packages.sh chromium CONVSCOPE_SKIP_BROWSER "the browser tests" \
+		$(BROWSER_PACKAGES)
+
+redis:
+	@scripts/ensure-debian-packages.sh redis-server CONVSCOPE_SKIP_REDIS "the Redis tests" \
+		redis-server
 
 serve: $(STAMP)
 	$(VENV)/bin/convscope serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium redis
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -61,6 +61,11 @@ class Settings:
     allow_model_upload: bool = False
     max_model_bytes: int = 600 * MB
     max_uploaded_models: int = 4
+    # Several server processes share runs and classes through one Redis (docs/deploy.md):
+    # e.g. redis://127.0.0.1:6379/0. Empty: this process keeps everything in memory.
+    redis_url: str = ""
+    # The prefix of every key, so that several deployments can share one Redis.
+    redis_prefix: str = "convscope"
     static_dir: Path = field(default=REPO_DIR / "static")
     templates_dir: Path = field(default=REPO_DIR / "templates")
 
@@ -83,6 +88,8 @@ class Settings:
                     values[f.name] = int(raw)
                 elif isinstance(default, float):
                     values[f.name] = float(raw)
+                elif isinstance(default, str):
+                    values[f.name] = raw.strip()
                 else:
                     values[f.name] = Path(raw)
             except ValueError as exc:

@@ -15,6 +15,7 @@ Everything here runs on the server's event loop (no locks): the HTTP layer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import math
@@ -28,7 +29,11 @@ from typing import Any, Protocol
 
 import orjson
 
+from .errors import ApiError
+
 __all__ = [
+    "Bus",
+    "LocalBus",
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "CLOSE_ENDED",
@@ -36,6 +41,7 @@ __all__ = [
     "CLOSE_FULL",
     "CLOSE_NOT_FOUND",
     "CLOSE_POLICY",
+    "CLOSE_TRY_AGAIN",
     "Catalog",
     "Connection",
     "LiveHub",
@@ -44,6 +50,7 @@ __all__ = [
     "Session",
     "StateError",
     "TooManySessions",
+    "hash_token",
     "initial_state",
     "new_code",
     "normalize_code",
@@ -80,6 +87,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_ENDED = 4410
 CLOSE_FULL = 4429
 CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013  # the server cannot serve the class right now (shared store away)
 
 
 class StateError(ValueError):
@@ -134,7 +142,8 @@ def normalize_code(text: str) -> str | None:
     return code if _CODE_RE.fullmatch(code) else None
 
 
-def _hash_token(token: str) -> bytes:
+def hash_token(token: str) -> bytes:
+    """What is kept of a presenter token: its SHA-256."""
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
@@ -292,6 +301,50 @@ def _error(code: str, message: str) -> str:
     return _dumps({"type": "error", "code": code, "message": message})
 
 
+# --- how a change reaches every process ----------------------------------------------
+
+
+class Bus(Protocol):
+    """Carries a session's changes (events) to every server process that has followers.
+
+    With ``immediate`` the session applies its own events at once (one process); else
+    each event comes back through :meth:`Session.apply` on every process, this one
+    included, in one order for all (app/live_redis.py). Publishing methods raise
+    :class:`~app.errors.ApiError` (503) when the events cannot be carried: then nothing
+    has changed.
+    """
+
+    immediate: bool
+    origin: str  # this process's id in the events it publishes
+
+    def publish_state(self, session: Session, event: dict[str, Any]) -> None: ...
+
+    def publish(self, session: Session, event: dict[str, Any]) -> None: ...
+
+    def connections_changed(self, session: Session) -> None: ...
+
+    def touch(self, session: Session) -> None: ...
+
+
+class LocalBus:
+    """One process: nothing to carry."""
+
+    immediate = True
+    origin = "local"
+
+    def publish_state(self, session: Session, event: dict[str, Any]) -> None:
+        return None
+
+    def publish(self, session: Session, event: dict[str, Any]) -> None:
+        return None
+
+    def connections_changed(self, session: Session) -> None:
+        return None
+
+    def touch(self, session: Session) -> None:
+        return None
+
+
 # --- connections ----------------------------------------------------------------------
 
 
@@ -400,16 +453,19 @@ class Session:
     def __init__(
         self,
         code: str,
-        token: str,
+        token: str | None,
         catalog: Catalog,
         limits: LiveLimits,
         clock: Callable[[], float] = time.monotonic,
+        bus: Bus | None = None,
+        token_hash: bytes | None = None,
     ) -> None:
         self.code = code
-        self._token_hash = _hash_token(token)
+        self._token_hash = token_hash if token is None else hash_token(token)
         self._catalog = catalog
         self.limits = limits
         self._clock = clock
+        self.bus: Bus = bus or LocalBus()
         self.created = time.time()
         self.last_activity = clock()
         self.state = initial_state()
@@ -418,15 +474,22 @@ class Session:
         self.students: set[Connection] = set()
         self.question_id = 0
         self.answers: dict[str, float | int] = {}  # client id -> number or class index
+        # Connections of the server's other processes: process id -> (students,
+        # presenters, when heard). Empty when one process serves everything.
+        self.remote: dict[str, tuple[int, int, float]] = {}
         self.ended = False
         self._summary_due = False
         self._summary_handle: asyncio.TimerHandle | None = None
+        # What this process has published but not yet seen come back (state, question):
+        # the presenter's next change builds on it, not on an older applied state.
+        self._head: tuple[dict[str, Any], int] | None = None
+        self._in_flight = 0
 
     # -- identity and membership --
 
     def is_presenter_token(self, token: str | None) -> bool:
         """Constant-time check of a presenter token."""
-        return bool(token) and hmac.compare_digest(_hash_token(token), self._token_hash)
+        return bool(token) and hmac.compare_digest(hash_token(token), self._token_hash)
 
     def touch(self) -> None:
         self.last_activity = self._clock()
@@ -434,12 +497,13 @@ class Session:
     def join(self, conn: Connection) -> bool:
         """Add a connection and send it the current state; False (and a closing error)
         when the session already has ``max_students`` students."""
-        if not conn.presenter and len(self.students) >= self.limits.max_students:
+        if not conn.presenter and self.student_count() >= self.limits.max_students:
             conn.push("error", _error("session_full", "This class is full. Try again later."))
             conn.close(CLOSE_FULL)
             return False
         (self.presenters if conn.presenter else self.students).add(conn)
         self.touch()
+        self.bus.touch(self)
         role = "presenter" if conn.presenter else "student"
         conn.push(
             "hello",
@@ -450,17 +514,23 @@ class Session:
             conn.push("students", self._students_message())
             if self.question_id:
                 conn.push("answers", self._answers_message())
-        else:
-            self._schedule_summary()
-            if self.state["revealed"] and self.question_id:
-                conn.push("answers", self._answers_message())
+        elif self.state["revealed"] and self.question_id:
+            conn.push("answers", self._answers_message())
+        self._schedule_summary()
         return True
 
     def leave(self, conn: Connection) -> None:
-        self.presenters.discard(conn)
-        if conn in self.students:
+        if conn in self.students or conn in self.presenters:
             self.students.discard(conn)
+            self.presenters.discard(conn)
             self._schedule_summary()
+
+    def student_count(self) -> int:
+        """Students following, on this process and (with Redis) on the others."""
+        return len(self.students) + sum(n for n, _, _ in self.remote.values())
+
+    def presenter_connected(self) -> bool:
+        return bool(self.presenters) or any(p for _, p, _ in self.remote.values())
 
     def public_info(self) -> dict[str, Any]:
         """What anyone with the code may know (GET /live/{code})."""
@@ -469,8 +539,8 @@ class Session:
             "model_id": self.state["model_id"],
             "run_id": self.state["run_id"],
             "view": self.state["view"],
-            "students": len(self.students),
-            "presenter_connected": bool(self.presenters),
+            "students": self.student_count(),
+            "presenter_connected": self.presenter_connected(),
             "created": self.created,
         }
 
@@ -498,6 +568,12 @@ class Session:
             conn.push("error", _error("bad_message", "Messages are JSON objects."))
             return
         kind = message.get("type") if isinstance(message, dict) else None
+        try:
+            self._dispatch(conn, kind, message)
+        except ApiError as exc:  # the shared store (Redis) is unreachable: nothing changed
+            conn.push("error", _error(exc.code, exc.message))
+
+    def _dispatch(self, conn: Connection, kind: Any, message: Any) -> None:
         if kind == "ping":
             conn.push("pong", _dumps({"type": "pong"}))
         elif kind == "sync":
@@ -510,7 +586,10 @@ class Session:
             if not conn.presenter:
                 conn.push("error", _error("forbidden", "Only the presenter can end the class."))
             else:
-                self.end()
+                event = {"e": "end", "reason": "The presenter ended the class."}
+                self.bus.publish(self, event)
+                if self.bus.immediate:
+                    self.apply(event)
         else:
             conn.push("error", _error("bad_message", "Unknown message type."))
 
@@ -519,23 +598,62 @@ class Session:
             conn.push("error", _error("forbidden", "Only the presenter can change the view."))
             return
         self.touch()
+        current, question_id = self._head or (self.state, self.question_id)
         try:
-            new = validate_state(self.state, patch, self._catalog)
+            new = validate_state(current, patch, self._catalog)
         except StateError as exc:
             conn.push("error", _error("invalid_state", str(exc)))
             return
-        was_open, now_open = self._question_open(self.state), self._question_open(new)
-        if now_open and (not was_open or self._question_key(new) != self._question_key(self.state)):
-            self.question_id += 1
+        was_open, now_open = self._question_open(current), self._question_open(new)
+        if now_open and (not was_open or self._question_key(new) != self._question_key(current)):
+            question_id += 1
+        event = {
+            "e": "state",
+            "state": new,
+            "question_id": question_id,
+            "reveal": new["revealed"] and not current["revealed"],
+            "summary": now_open != was_open,
+        }
+        self.bus.publish_state(self, event)  # may raise: then nothing changed
+        self._head = (new, question_id)
+        self._in_flight += 1
+        if self.bus.immediate:
+            self.apply(event)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Act on one change of the class, in the order every process sees them: a new
+        state, an answer, another process's connection count, the end."""
+        kind = event["e"]
+        if kind == "state":
+            self._apply_state(event)
+        elif kind == "answer":
+            if event["question_id"] == self.question_id and self._question_open(self.state):
+                self.answers[event["client"]] = event["answer"]
+                self._schedule_summary()
+        elif kind == "count":
+            self.remote[event["proc"]] = (event["students"], event["presenters"], self._clock())
+            self._schedule_summary()
+        elif kind == "end":
+            self.end(event["reason"])
+
+    def _apply_state(self, event: dict[str, Any]) -> None:
+        if event.get("origin") in (None, self.bus.origin) and self._in_flight:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._head = None
+        seq = event.get("seq", self.seq + 1)
+        if seq <= self.seq:
+            return  # already applied (a replica loaded after it was published)
+        if event["question_id"] != self.question_id:
+            self.question_id = event["question_id"]
             self.answers = {}
-        revealed = new["revealed"] and not self.state["revealed"]
-        self.state = new
-        self.seq += 1
+        self.state = event["state"]
+        self.seq = seq
         self.broadcast("state", self._state_message())
-        if revealed and self.question_id:
+        if event["reveal"] and self.question_id:
             # Everyone sees how the class answered next to the true arithmetic.
             self.broadcast("answers", self._answers_message())
-        elif now_open != was_open:
+        elif event["summary"]:
             self._send_summary()
 
     @staticmethod
@@ -574,12 +692,19 @@ class Session:
                 )
                 return
             answer = value
-        self.answers[conn.client_id] = answer
+        event = {
+            "e": "answer",
+            "client": conn.client_id,
+            "question_id": self.question_id,
+            "answer": answer,
+        }
+        self.bus.publish(self, event)
+        if self.bus.immediate:
+            self.apply(event)
         conn.push(
             "answered",
             _dumps({"type": "answered", "question_id": self.question_id, "answer": answer}),
         )
-        self._schedule_summary()
 
     # -- outgoing --
 
@@ -587,7 +712,7 @@ class Session:
         return _dumps({"type": "state", "seq": self.seq, "state": self.state})
 
     def _students_message(self) -> str:
-        return _dumps({"type": "students", "count": len(self.students)})
+        return _dumps({"type": "students", "count": self.student_count()})
 
     def _answers_message(self) -> str:
         question = self.state["question"]
@@ -607,6 +732,11 @@ class Session:
         else:
             body["values"] = sorted(v for v in self.answers.values())
         return _dumps(body)
+
+    def resend_state(self) -> None:
+        """Send every connection the current state again (after it was reloaded)."""
+        self._head, self._in_flight = None, 0
+        self.broadcast("state", self._state_message())
 
     def broadcast(self, kind: str, text: str) -> None:
         for conn in self.presenters:
@@ -630,6 +760,7 @@ class Session:
         self._summary_due = False
         if self.ended:
             return
+        self.bus.connections_changed(self)
         students, answers = self._students_message(), None
         if self.question_id:
             answers = self._answers_message()
@@ -728,6 +859,14 @@ class LiveHub:
         if task is not None and not task.done() and task.get_loop() is loop:
             return
         self._sweeper = loop.create_task(self._sweep_forever())
+
+    async def close(self) -> None:
+        """Stop the background tasks (at server shutdown)."""
+        task, self._sweeper = self._sweeper, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+                await task
 
     async def _sweep_forever(self) -> None:
         interval = min(60.0, max(0.05, self.limits.idle_seconds / 4))

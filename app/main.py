@@ -17,9 +17,11 @@ from .config import Settings, get_settings
 from .errors import install_error_handlers
 from .imported import load_models_dir
 from .models import ModelRegistry
+from .redis_link import RedisLink
 from .runs import RunService, RunStore, WorkerPool
 from .samples import SampleLibrary
 from .serialize import OrjsonResponse
+from .shared_runs import RedisRunStore
 
 __all__ = ["create_app"]
 
@@ -33,12 +35,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.models_dir is not None:
         load_models_dir(registry, settings.models_dir, settings.preload)
     pool = WorkerPool(settings.workers, settings.queue_limit, settings.retry_after)
-    store = RunStore(settings.run_cache_bytes, settings.run_ttl)
+    link = RedisLink(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+    store = (
+        RunStore(settings.run_cache_bytes, settings.run_ttl)
+        if link is None
+        else RedisRunStore(settings.run_cache_bytes, settings.run_ttl, link)
+    )
+    run_service = RunService(registry, store, pool, settings.max_pixels)
+    if isinstance(store, RedisRunStore):
+        store.recompute = run_service.recompute
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if link is not None:  # subscribe to the classes' events before the first request
+            live_api.hub_of(app).ensure_sweeper()
         yield
+        hub = getattr(app.state, "live", None)
+        if hub is not None:
+            await hub.close()
         pool.shutdown()
+        if link is not None:
+            link.close()
 
     # /docs and /redoc with Swagger UI and ReDoc served by the app itself: classrooms
     # are often offline, and FastAPI's default pages load them from a CDN.
@@ -57,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = pool
     app.state.runs = store
     app.state.samples = SampleLibrary(settings.static_dir / "samples")
-    app.state.run_service = RunService(registry, store, pool, settings.max_pixels)
+    app.state.redis = link
+    app.state.run_service = run_service
     app.state.templates = Jinja2Templates(directory=str(settings.templates_dir))
 
     install_error_handlers(app)

@@ -39,6 +39,7 @@ __all__ = [
     "PoolFull",
     "compute_run",
     "image_key",
+    "new_run_id",
 ]
 
 T = TypeVar("T")
@@ -125,17 +126,25 @@ def _predictions(model: Sequential, trace: Trace) -> list[dict[str, Any]]:
     return [{"index": int(i), "class": names[i], "probability": float(scores[i])} for i in order]
 
 
+def new_run_id() -> str:
+    """128 random bits, URL-safe: run ids cannot be guessed."""
+    return secrets.token_urlsafe(16)
+
+
 def image_key(model_id: str, data: bytes) -> RunKey:
     return (model_id, hashlib.sha256(data).hexdigest())
 
 
-def compute_run(model_id: str, model: Sequential, data: bytes, max_pixels: int) -> Run:
-    """Decode, preprocess and run one image (on a worker thread)."""
+def compute_run(
+    model_id: str, model: Sequential, data: bytes, max_pixels: int, run_id: str | None = None
+) -> Run:
+    """Decode, preprocess and run one image (on a worker thread). ``run_id`` names a run
+    that another server process created from the same bytes."""
     image = preprocess.open_image(data, max_pixels, size_hint=preprocess.decode_size(model))
     x = preprocess.prepare(image, model)
     trace = model.forward(x[None])
     run = Run(
-        id=secrets.token_urlsafe(16),
+        id=run_id or new_run_id(),
         model_id=model_id,
         key=image_key(model_id, data),
         created=time.time(),
@@ -213,6 +222,18 @@ class RunStore:
             self._runs[run_id] = (entry[0], now)
             self._runs.move_to_end(run_id)
             return entry[0]
+
+    def model_of(self, run_id: str) -> str | None:
+        """The model id of a run this server can serve, or None (never computes)."""
+        try:
+            return self.get(run_id).model_id
+        except RunNotFound:
+            return None
+
+    def share(self, run: Run, data: bytes) -> Run:
+        """Make a new run reachable from the server's other processes; returns it under
+        the id they know it by. One process has nothing to share."""
+        return run
 
     def find(self, key: RunKey) -> Run | None:
         """The run of an identical upload, if still kept."""
@@ -321,7 +342,17 @@ class RunService:
 
     def _compute(self, model_id: str, data: bytes) -> Run:
         model = self.registry.get(model_id)  # may load a big model: on the worker, not the loop
-        return compute_run(model_id, model, data, self.max_pixels)
+        return self.store.share(compute_run(model_id, model, data, self.max_pixels), data)
+
+    def recompute(self, run_id: str, model_id: str, data: bytes) -> Run:
+        """The run ``run_id`` of another process, computed again from its image bytes on
+        the worker pool; called from a request thread, which waits for it."""
+
+        def work() -> Run:
+            model = self.registry.get(model_id)
+            return compute_run(model_id, model, data, self.max_pixels, run_id)
+
+        return self.pool.start(work).result()
 
     async def create(self, model_id: str, data: bytes) -> tuple[Run, bool]:
         """(run, reused): the run of this image, computed now unless an identical upload

@@ -20,6 +20,7 @@ from ..errors import ERROR_RESPONSES, ApiError
 from ..live import (
     CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
+    CLOSE_TRY_AGAIN,
     Connection,
     LiveHub,
     LiveLimits,
@@ -27,10 +28,11 @@ from ..live import (
     Session,
     TooManySessions,
 )
+from ..live_redis import RedisLiveHub
 from ..models import ModelRegistry
 from ..runs import RunStore
 
-__all__ = ["router", "build_hub", "get_hub", "HubDep", "AppCatalog", "join_url"]
+__all__ = ["router", "build_hub", "hub_of", "get_hub", "HubDep", "AppCatalog", "join_url"]
 
 router = APIRouter(prefix="/live", tags=["live"], responses=ERROR_RESPONSES)
 
@@ -54,10 +56,7 @@ class AppCatalog:
         return shape
 
     def run_model(self, run_id: str) -> str | None:
-        try:
-            return self._runs.get(run_id).model_id  # also keeps the class's run fresh
-        except ApiError:
-            return None
+        return self._runs.model_of(run_id)  # also keeps the class's run fresh
 
 
 def build_hub(app: Starlette, clock: Callable[[], float] = time.monotonic) -> LiveHub:
@@ -72,16 +71,24 @@ def build_hub(app: Starlette, clock: Callable[[], float] = time.monotonic) -> Li
         rate=s.live_rate,
         idle_seconds=s.live_idle_seconds,
     )
-    return LiveHub(AppCatalog(state.registry, state.runs), limits, clock=clock)
+    catalog = AppCatalog(state.registry, state.runs)
+    link = getattr(state, "redis", None)
+    if link is not None:
+        return RedisLiveHub(catalog, link, limits, clock=clock)
+    return LiveHub(catalog, limits, clock=clock)
+
+
+def hub_of(app: Starlette) -> LiveHub:
+    """The app's sessions, created on first use from its settings."""
+    hub = getattr(app.state, "live", None)
+    if hub is None:
+        hub = app.state.live = build_hub(app)
+    return hub
 
 
 def get_hub(conn: HTTPConnection) -> LiveHub:
-    """The app's sessions, created on first use from its settings."""
-    state = conn.app.state
-    hub = getattr(state, "live", None)
-    if hub is None:
-        hub = state.live = build_hub(conn.app)
-    return hub
+    """The hub of a request's app (a dependency)."""
+    return hub_of(conn.app)
 
 
 HubDep = Annotated[LiveHub, Depends(get_hub)]
@@ -148,9 +155,14 @@ async def live_socket(
 ) -> None:
     """Follow a class (no token) or present it (?token=): JSON messages both ways."""
     await websocket.accept()
-    session = hub.get(code)
     refusal = None
-    if session is None:
+    try:
+        session = hub.get(code)
+    except ApiError as exc:  # Redis unreachable: the client retries with backoff
+        session, refusal = None, (exc.code, exc.message, CLOSE_TRY_AGAIN)
+    if refusal is not None:
+        pass
+    elif session is None:
         refusal = ("not_found", f"No class with code {code!r} is running.", CLOSE_NOT_FOUND)
     elif token and not session.is_presenter_token(token):
         refusal = ("forbidden", "This presenter link is not valid.", CLOSE_FORBIDDEN)

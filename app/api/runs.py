@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from engine.saliency import grad_cam, input_gradient
@@ -271,7 +272,8 @@ async def saliency(
 ) -> Response:
     """Which input pixels matter for a class: Grad-CAM (default) or the input gradient,
     as a heatmap at the input's size ([0, max], sequential map) or as numbers."""
-    run = runs.get(run_id)
+    # Off the event loop: with Redis, a run of another process is computed again first.
+    run = await run_in_threadpool(runs.get, run_id)
     n_classes = len(run.predictions)
     if class_index is None:
         class_index = run.predictions[0]["index"]
