@@ -118,7 +118,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=1)
+    from .config import get_settings
+
+    settings = get_settings()  # a bad CONVSCOPE_* value fails here, before any fork
+    if args.workers > 1 and not settings.redis_url:
+        raise ValueError(
+            f"--workers {args.workers} needs CONVSCOPE_REDIS_URL: processes share runs and "
+            "classes only through Redis (docs/deploy.md)"
+        )
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+    )
     return 0
 
 
@@ -129,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on this machine (more than 1 needs CONVSCOPE_REDIS_URL)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     train = sub.add_parser("train", help="train a built-in model with the NumPy engine")
