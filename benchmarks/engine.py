@@ -41,41 +41,56 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def matmul_rate(repeats: int, size: int = 2048) -> float:
-    """GFLOP/s of a size x size float32 matmul split over the engine's threads, as the
-    convolutions are (row blocks, one per thread)."""
+def matmul_fn(size: int = 2048):
+    """A size x size float32 matmul split over the engine's threads, as the convolutions
+    are (row blocks, one per thread); returns (run, flops)."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     out = np.empty((size, size), np.float32)
-    threads = ops._threads
-    step = -(-size // threads)
+    step = -(-size // ops._threads)
 
-    def block(chunk):
-        r0 = chunk[2]
+    def block(r0):
         np.matmul(a[r0 : r0 + step], b, out=out[r0 : r0 + step])
 
-    seconds = median_time(
-        lambda: ops._map_chunks(block, [(0, 1, r, 0) for r in range(0, size, step)]), repeats
-    )
-    return 2 * size**3 / seconds / 1e9
+    return (lambda: ops._map_chunks(block, range(0, size, step))), 2 * size**3
 
 
-def forward_stats(name: str, batch: int, repeats: int) -> dict:
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _passes(model, repeats: int) -> int:
+    """Models under a GFLOP per pass take milliseconds: a median of 5 would be noise."""
+    return repeats if model.macs > 5e8 else max(repeats, 50)
+
+
+def forward_stats(name: str, batch: int, repeats: int, matmul) -> dict:
+    """Forward time (median) and its fraction of the matmul rate. The machine is shared, so
+    each forward pass is paired with a matmul run just before it and the fraction is the
+    median of the pairs' ratios: load that comes and goes hits both sides of a pair."""
     model = zoo.build(name)
     x = np.random.default_rng(1).standard_normal((batch, *model.input_spec.shape), dtype=np.float32)
-    seconds = median_time(lambda: model.forward(x), repeats)
+    run_matmul, matmul_flops = matmul
+    flops = 2 * model.macs * batch
+    model.forward(x)  # warm-up: first-touch page faults, thread pool start
+    repeats = _passes(model, repeats)
+    pairs = [(timed(run_matmul), timed(lambda: model.forward(x))) for _ in range(repeats)]
+    seconds = statistics.median(f for _, f in pairs)
+    fraction = statistics.median((flops / f) / (matmul_flops / m) for m, f in pairs)
     tracemalloc.start()
     trace = model.forward(x)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     kept = trace.nbytes - trace.input.nbytes
-    flops = 2 * model.macs * batch
     return {
         "model": name,
         "batch": batch,
         "seconds": seconds,
         "gflops": flops / seconds / 1e9,
+        "fraction": fraction,
         "kept_mb": kept / 2**20,
         "extra_ratio": (peak - kept) / kept,
         "x": x,
@@ -141,17 +156,18 @@ def layer_profile(name: str, repeats: int) -> None:
     model = zoo.build(name)
     h0 = np.random.default_rng(1).standard_normal((1, *model.input_spec.shape), dtype=np.float32)
     best: dict[str, float] = {}
-    for _ in range(repeats + 1):
+    passes = _passes(model, repeats + 1)
+    for _ in range(passes):
         h = h0
         for layer in model.layers:
             started = time.perf_counter()
             h = layer.forward(h)
             best[layer.name] = min(best.get(layer.name, np.inf), time.perf_counter() - started)
     flops = {d["name"]: d["flops"] for d in model.describe()}
-    print(f"\n{name} per layer (best of {repeats + 1}), slowest first:")
+    print(f"\n{name} per layer (best of {passes}), slowest first:")
     for layer_name, seconds in sorted(best.items(), key=lambda kv: -kv[1])[:12]:
         rate = f"{flops[layer_name] / seconds / 1e9:.0f} GFLOP/s" if flops[layer_name] else ""
-        print(f"  {layer_name:10} {seconds * 1e3:7.1f} ms  {rate}")
+        print(f"  {layer_name:10} {seconds * 1e3:8.3f} ms  {rate}")
 
 
 def main() -> None:
@@ -171,8 +187,9 @@ def main() -> None:
         f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, "
         f"cores {os.cpu_count()}, NumPy {np.__version__}"
     )
-    rate = matmul_rate(repeats)
-    print(f"float32 2048x2048 matmul: {rate:.1f} GFLOP/s\n")
+    matmul = matmul_fn()
+    rate = matmul[1] / median_time(matmul[0], repeats) / 1e9
+    print(f"float32 2048x2048 matmul: {rate:.1f} GFLOP/s (load average {os.getloadavg()[0]:.2f})\n")
     cases = [("tiny-vgg", 1), ("lenet5", 1), ("vgg16", 1)] + (
         [] if args.quick else [("tiny-vgg", 256)]
     )
@@ -182,17 +199,18 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, batch in cases:
-        s = forward_stats(name, batch, repeats)
+        s = forward_stats(name, batch, repeats, matmul)
         torch_s = torch_seconds(s["net"], s["x"], repeats)
         vs_torch = f"{s['seconds'] / torch_s:.2f}x" if torch_s else "n/a"
         print(
             f"| {name} | {batch} | {s['seconds'] * 1e3:.1f} | {s['seconds'] * 1e3 / batch:.3f} | "
-            f"{s['gflops']:.1f} | {s['gflops'] / rate:.0%} | {s['kept_mb']:.1f} | "
+            f"{s['gflops']:.1f} | {s['fraction']:.0%} | {s['kept_mb']:.1f} | "
             f"{s['extra_ratio']:.2f} | {vs_torch} |"
         )
         del s
     if args.layers:
         layer_profile(args.layers, repeats)
+    print(f"\nload average {os.getloadavg()[0]:.2f}")
     step = train_step_seconds(repeats)
     print(
         f"\ntiny-vgg training step (batch 128, forward + backward): {step * 1e3:.0f} ms "
