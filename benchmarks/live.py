@@ -73,13 +73,14 @@ def _proc_memory_mb(pid: int) -> dict[str, float]:
     return values
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {
         **os.environ,
         "OPENBLAS_NUM_THREADS": "1",
         "CONVSCOPE_PRELOAD": "tiny-vgg",
         "CONVSCOPE_MODELS": "tiny-vgg",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
@@ -114,23 +115,33 @@ async def follow(url: str, student: Student, ready: asyncio.Event) -> None:
                 student.latencies_ms.append(received - message["state"]["sent_at"])
 
 
-async def run(base: str, clients: int, seconds: float, rate: float, pid: int | None) -> dict:
+def _servers_cpu(pids: list[int]) -> float:
+    return sum(_proc_cpu_seconds(pid) for pid in pids)
+
+
+async def run(bases: list[str], clients: int, seconds: float, rate: float, pids: list[int]) -> dict:
+    """The presenter (and the run) on ``bases[0]``; students spread over all ``bases``
+    in turn (several processes sharing one Redis: benchmarks/scale.py)."""
+    base = bases[0]
     sample = "cifar10-airplane-1"
     run_summary = _post(f"{base}{API}/models/tiny-vgg/runs", {"sample": sample})
     session = _post(f"{base}{API}/live")
-    ws_base = base.replace("http://", "ws://") + f"{API}/live/{session['code']}/ws"
+    path = f"{API}/live/{session['code']}/ws"
+    ws_base = base.replace("http://", "ws://") + path
+    follower_urls = [b.replace("http://", "ws://") + path for b in bases]
 
     students = [Student() for _ in range(clients)]
     tasks = []
     for start in range(0, clients, 50):  # connect in batches of 50
         batch = []
-        for student in students[start : start + 50]:
+        for i, student in enumerate(students[start : start + 50], start):
             ready = asyncio.Event()
-            tasks.append(asyncio.create_task(follow(ws_base, student, ready)))
+            url = follower_urls[i % len(follower_urls)]
+            tasks.append(asyncio.create_task(follow(url, student, ready)))
             batch.append(ready.wait())
         await asyncio.wait_for(asyncio.gather(*batch), timeout=60)
 
-    cpu0 = _proc_cpu_seconds(pid) if pid else None
+    cpu0 = _servers_cpu(pids)
     own0 = time.process_time()
     sent = 0
     accepted_seq = 0
@@ -159,7 +170,7 @@ async def run(base: str, clients: int, seconds: float, rate: float, pid: int | N
                 accepted_seq = message["seq"]
                 if message["state"]["sent_at"] is not None and accepted_seq >= sent:
                     break
-    cpu1 = _proc_cpu_seconds(pid) if pid else None
+    cpu1 = _servers_cpu(pids)
     own_cpu = time.process_time() - own0
     for task in tasks:
         task.cancel()
@@ -185,13 +196,16 @@ async def run(base: str, clients: int, seconds: float, rate: float, pid: int | N
     }
     # The students' own work (this process) competes with the server on a small machine.
     result["clients_cpu_percent_of_one_core"] = round(100 * own_cpu / elapsed, 1)
-    if pid:
+    if pids:
         result["server_cpu_percent_of_one_core"] = round(100 * (cpu1 - cpu0) / elapsed, 1)
         # Load-independent cost: server CPU per 1000 states delivered.
         result["server_cpu_ms_per_1000_deliveries"] = round(
             1e6 * (cpu1 - cpu0) / max(received, 1), 1
         )
-        result["server_memory_mb"] = {k: round(v, 1) for k, v in _proc_memory_mb(pid).items()}
+        memory = [_proc_memory_mb(pid) for pid in pids]
+        result["server_memory_mb"] = {
+            k: round(sum(m[k] for m in memory), 1) for k in ("VmRSS", "VmHWM")
+        }
     return result
 
 
@@ -208,8 +222,8 @@ def main() -> None:
     if base is None:
         proc, base = start_server()
     try:
-        pid = proc.pid if proc else None
-        result = asyncio.run(run(base, args.clients, args.seconds, args.rate, pid))
+        pids = [proc.pid] if proc else []
+        result = asyncio.run(run([base], args.clients, args.seconds, args.rate, pids))
     finally:
         if proc is not None:
             proc.terminate()
