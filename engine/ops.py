@@ -300,11 +300,10 @@ def conv2d(
     Returns (N, C_out, H_out, W_out) with
     H_out = floor((H + p_top + p_bottom - d(kH - 1) - 1) / s) + 1 (likewise W_out).
 
-    Each block of output positions is an im2col matrix times the kernels reshaped to
-    (C_out, C_in * kH * kW). A list passed as ``keep_cols`` receives those blocks
-    (one column per output position), so a training step's backward pass can reuse
-    them instead of copying the windows again. Without it, stride-1 convolutions build
-    their columns with :func:`_shifted_cols`, a cheaper copy.
+    Each block of output positions is an im2col matrix (a sliding-window view and
+    one copy) times the kernels reshaped to (C_out, C_in * kH * kW). A list passed
+    as ``keep_cols`` receives those blocks, so a training step's backward pass can
+    reuse them instead of copying the windows again.
     """
     kernel, stride, dilation, pads, (ho, wo) = _conv_setup(
         x, weight, stride, padding, dilation, layer
@@ -313,74 +312,25 @@ def conv2d(
     c_out = weight.shape[0]
     k = weight[0].size
     w2 = weight.reshape(c_out, k)
+    windows = _windows(pad2d(x, pads, layer=layer), kernel, stride, dilation, (ho, wo))
     y = np.empty((n, c_out, ho, wo), dtype=np.result_type(x, weight))
-    shift = stride == (1, 1) and keep_cols is None
-    if shift:
-        flat, width = _shifted_source(x, kernel, dilation, pads)
-    else:
-        windows = _windows(pad2d(x, pads, layer=layer), kernel, stride, dilation, (ho, wo))
-        width = wo
     b4 = None if bias is None else bias.reshape(1, c_out, 1, 1).astype(y.dtype, copy=False)
 
     def compute(chunk: tuple[int, int, int, int]) -> np.ndarray | None:
         n0, n1, r0, r1 = chunk
-        if shift:
-            cols = _shifted_cols(
-                flat[n0:n1], kernel, dilation, width, r0 * width, (r1 - r0) * width
-            )
-        else:
-            cols = windows[n0:n1, :, :, :, r0:r1].transpose(1, 2, 3, 0, 4, 5).reshape(k, -1)
-        block = (w2 @ cols).reshape(c_out, n1 - n0, r1 - r0, width)[..., :wo]
+        cols = windows[n0:n1, :, :, :, r0:r1].transpose(1, 2, 3, 0, 4, 5).reshape(k, -1)
+        block = (w2 @ cols).reshape(c_out, n1 - n0, r1 - r0, wo).transpose(1, 0, 2, 3)
         out = y[n0:n1, :, r0:r1]  # chunks write disjoint blocks
         if b4 is None:
-            np.copyto(out, block.transpose(1, 0, 2, 3))
+            np.copyto(out, block)
         else:
-            np.add(block.transpose(1, 0, 2, 3), b4, out=out)  # the bias in the same pass
+            np.add(block, b4, out=out)  # the bias in the same pass as the write
         return cols if keep_cols is not None else None
 
-    kept = _map_chunks(compute, _chunks(n, ho, k * width * x.itemsize))
+    kept = _map_chunks(compute, _chunks(n, ho, k * wo * x.itemsize))
     if keep_cols is not None:
         keep_cols.extend(kept)
     return y
-
-
-def _shifted_source(
-    x: np.ndarray, kernel: Pair, dilation: Pair, pads: Pads
-) -> tuple[np.ndarray, int]:
-    """x zero-padded and flattened to (N, C, rows * width), plus ``width``, the padded row
-    length. A tail of zeros lets the last kernel tap read whole rows past the bottom."""
-    n, c, h, w = x.shape
-    top, bottom, left, right = pads
-    hp, wp = h + top + bottom, w + left + right
-    tail = dilation[1] * (kernel[1] - 1)
-    flat = np.zeros((n, c, hp * wp + tail), dtype=x.dtype)
-    flat[:, :, : hp * wp].reshape(n, c, hp, wp)[:, :, top : top + h, left : left + w] = x
-    return flat, wp
-
-
-def _shifted_cols(
-    flat: np.ndarray, kernel: Pair, dilation: Pair, width: int, start: int, length: int
-) -> np.ndarray:
-    """im2col of a stride-1 convolution from the flattened padded input (N, C, L).
-
-    With stride 1, kernel tap (i, j) of output position p = y * width + x reads flat
-    position p + i * d_h * width + j * d_w: the taps are one strided view whose rows are
-    contiguous runs, copied in a single call (a single GIL release, which matters when
-    two threads share a layer). Each image's block has ``length`` columns, ``width`` per
-    output row: the columns past the last real output column of a row are computed and
-    then dropped by the caller.
-    """
-    n, c = flat.shape[:2]
-    sn, sc, s1 = flat.strides
-    taps = as_strided(
-        flat[:, :, start:],
-        shape=(c, kernel[0], kernel[1], n, length),
-        strides=(sc, s1 * dilation[0] * width, s1 * dilation[1], sn, s1),
-        writeable=False,
-    )
-    cols = np.empty(taps.shape, dtype=flat.dtype)
-    np.copyto(cols, taps)
-    return cols.reshape(c * kernel[0] * kernel[1], n * length)
 
 
 def conv2d_backward(

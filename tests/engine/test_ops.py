@@ -99,41 +99,6 @@ def test_conv2d_matches_oracle(case):
         )
 
 
-@st.composite
-def stride1_cases(draw):
-    """conv_cases with stride 1 on both axes: the shifted-columns path of conv2d."""
-    case = draw(conv_cases())
-    case["stride"] = (1, 1)
-    if case["padding"] == "same":
-        case["pads"] = oracle.same_pads(case["size"], case["kernel"], (1, 1), case["dilation"])
-    return case
-
-
-@given(stride1_cases())
-@FAST
-def test_conv2d_stride1_shifted_columns_match_oracle_and_generic_path(case):
-    """Stride 1 without keep_cols builds its columns from shifted runs of the padded input
-    (one extra column per padded pixel of each row, dropped afterwards); with keep_cols it
-    takes the generic window path. Both equal the oracle, in every chunking."""
-    rng = np.random.default_rng(case["seed"])
-    x = rng.standard_normal((case["n"], case["c_in"], *case["size"])).astype(np.float32)
-    w = rng.standard_normal((case["c_out"], case["c_in"], *case["kernel"])).astype(np.float32)
-    b = rng.standard_normal(case["c_out"]).astype(np.float32) if case["bias"] else None
-    expected = oracle.conv2d(x, w, b, (1, 1), case["pads"], case["dilation"])
-    args = (w, b, 1, case["padding"], case["dilation"])
-    with (
-        mock.patch.object(ops, "CHUNK_BYTES", _chunk_bytes(case, expected.shape[2:])),
-        mock.patch.object(ops, "_shifted_cols", wraps=ops._shifted_cols) as shifted,
-    ):
-        y = ops.conv2d(x, *args)
-        assert shifted.call_count >= 1
-        shifted.reset_mock()
-        generic = ops.conv2d(x, *args, keep_cols=[])
-        assert shifted.call_count == 0
-    assert_close(y, expected, what="conv2d, shifted columns")
-    assert_close(generic, expected, what="conv2d, window columns")
-
-
 # Fixed cases that every run checks, whatever hypothesis draws: each padding form, SAME with
 # an odd total (the extra row and column go to the bottom and right), strides and dilations.
 FIXED_CONV = [
