@@ -132,6 +132,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        # Classroom states are a few hundred bytes: compressing each one for each student
+        # cost the server about a quarter of its CPU per delivery (benchmarks/live.py).
+        ws_per_message_deflate=False,
     )
     return 0
 

@@ -82,8 +82,10 @@ def start_server(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Po
         "CONVSCOPE_MODELS": "tiny-vgg",
         **(extra_env or {}),
     }
+    # Without per-message compression, as `convscope serve` runs it.
     command = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+               "--ws-per-message-deflate", "false"]  # fmt: skip
     proc = subprocess.Popen(command, cwd=REPO, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
