@@ -9,7 +9,9 @@ every request is a real decode + forward pass, not a cache hit): runs/s, p50/p95
 latency and errors at 1, 8, 32 and 128 concurrent clients, and the server's peak RSS
 (VmHWM of the uvicorn process). Then: latency of a layer fetch and an explain call, the
 bytes a page needs for a full tiny-vgg overview, and VGG-16 conv1_1 (3.2 million values)
-as JSON floats vs f16, serialised in-process and fetched from the server.
+as JSON floats vs f16, serialised in-process and fetched from the server. Fetches are timed
+with the raw client (the server's latency and CPU time per request) and, for comparison,
+with httpx.
 
 The clients run in this process on the same machine as the server: on 2 cores they take
 CPU from it, so read the numbers as a floor.
@@ -241,6 +243,8 @@ async def load_level(
 
 
 def timed_gets(http: httpx.Client, path: str, repeat: int) -> dict:
+    """Sequential GETs with httpx (as a script would fetch): latency as the client sees it,
+    including httpx's own parsing (about 2 ms for a 350 KB body)."""
     times, size = [], 0
     for _ in range(repeat):
         started = time.perf_counter()
@@ -252,6 +256,39 @@ def timed_gets(http: httpx.Client, path: str, repeat: int) -> dict:
         "path": path,
         "p50_ms": round(percentile(times, 50) * 1000, 2),
         "p95_ms": round(percentile(times, 95) * 1000, 2),
+        "bytes": size,
+    }
+
+
+def raw_gets(server: Server, path: str, repeat: int, warmup: int = 10) -> dict:
+    """Sequential GETs on one keep-alive connection with the raw client (a fraction of a
+    millisecond per request, like a browser's native fetch): the server's latency, and its
+    CPU time per request."""
+    host, port = server.url.removeprefix("http://").split(":")
+    head = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+
+    async def run() -> tuple[list[float], float, int]:
+        connection = RawConnection(host, int(port))
+        for _ in range(warmup):
+            await connection.request(head, b"")
+        times, size = [], 0
+        cpu_before = server.cpu()
+        for _ in range(repeat):
+            started = time.perf_counter()
+            status, _, body = await connection.request(head, b"")
+            times.append(time.perf_counter() - started)
+            assert status == 200, (path, status, body[:200])
+            size = len(body)
+        cpu = server.cpu() - cpu_before
+        await connection.close()
+        return times, cpu, size
+
+    times, cpu, size = asyncio.run(run())
+    return {
+        "path": path,
+        "p50_ms": round(percentile(times, 50) * 1000, 2),
+        "p95_ms": round(percentile(times, 95) * 1000, 2),
+        "server_cpu_ms": round(cpu / repeat * 1000, 2),
         "bytes": size,
     }
 
@@ -289,23 +326,51 @@ def overview_bytes(http: httpx.Client, run: dict) -> dict:
 
 
 def serialisation_in_process(repeat: int) -> dict:
+    """VGG-16 conv1_1's size (64 x 224 x 224) through app.serialize, best of ``repeat``; with,
+    for comparison in the same run, the single-threaded f16 of before (astype, b64encode,
+    decode, orjson of the text)."""
+    import base64
+
+    import orjson
+
     from app.serialize import dumps, encode_tensor
 
     values = np.random.default_rng(0).normal(size=(64, 224, 224)).astype(np.float32)
-    result = {"values": int(values.size)}
-    for encoding in ("json", "f16"):
+
+    def body(encoding: str) -> bytes:
+        return dumps({"data": encode_tensor(values, encoding)})
+
+    def f16_single_thread() -> bytes:
+        text = base64.b64encode(values.reshape(-1).astype("<f2").tobytes()).decode("ascii")
+        return orjson.dumps({"data": text})
+
+    def cast() -> np.ndarray:
+        return values.reshape(-1).astype("<f2")
+
+    half = cast().tobytes()
+    cases = {
+        "json": lambda: body("json"),
+        "f16": lambda: body("f16"),
+        "f16_single_thread_reference": f16_single_thread,
+        "f16_cast_only": cast,
+        "f16_base64_only": lambda: base64.b64encode(half),
+    }
+    result: dict = {"values": int(values.size)}
+    for name, fn in cases.items():
         times = []
         for _ in range(repeat):
             started = time.perf_counter()
-            body = dumps({"data": encode_tensor(values, encoding)})
+            out = fn()
             times.append(time.perf_counter() - started)
-        result[f"{encoding}_ms"] = round(min(times) * 1000, 1)
-        result[f"{encoding}_mb"] = round(len(body) / 1e6, 2)
+        result[f"{name}_ms"] = round(min(times) * 1000, 1)
+        result[f"{name}_median_ms"] = round(percentile(times, 50) * 1000, 1)
+        if name in ("json", "f16"):
+            result[f"{name}_mb"] = round(len(out) / 1e6, 2)
     return result
 
 
-def vgg16_over_http(url: str, base: bytes, repeat: int) -> dict:
-    with httpx.Client(base_url=url, timeout=300) as http:
+def vgg16_over_http(server: Server, base: bytes, repeat: int) -> dict:
+    with httpx.Client(base_url=server.url, timeout=300) as http:
         started = time.perf_counter()
         run = http.post(f"{API}/models/vgg16/runs", files={"image": ("p.jpg", base, "image/jpeg")})
         first = time.perf_counter() - started
@@ -317,13 +382,14 @@ def vgg16_over_http(url: str, base: bytes, repeat: int) -> dict:
             files={"image": ("p.jpg", unique_jpeg(base, -1), "image/jpeg")},
         )
         second = time.perf_counter() - started
-        out = {"first_run_s (loads the model)": round(first, 2), "run_s": round(second, 2)}
-        for encoding in ("json", "f16"):
-            stats = timed_gets(
-                http, f"{API}/runs/{run_id}/layers/conv1_1?encoding={encoding}", repeat
-            )
-            out[f"conv1_1_{encoding}_p50_ms"] = stats["p50_ms"]
-            out[f"conv1_1_{encoding}_mb"] = round(stats["bytes"] / 1e6, 2)
+    out = {"first_run_s (loads the model)": round(first, 2), "run_s": round(second, 2)}
+    for encoding in ("json", "f16"):
+        stats = raw_gets(
+            server, f"{API}/runs/{run_id}/layers/conv1_1?encoding={encoding}", repeat, warmup=1
+        )
+        out[f"conv1_1_{encoding}_p50_ms"] = stats["p50_ms"]
+        out[f"conv1_1_{encoding}_server_cpu_ms"] = stats["server_cpu_ms"]
+        out[f"conv1_1_{encoding}_mb"] = round(stats["bytes"] / 1e6, 2)
     return out
 
 
@@ -439,19 +505,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{API}/models/tiny-vgg/runs", files={"image": ("p.jpg", base, "image/jpeg")}
             ).json()
             rid = run["run_id"]
-            results["fetch"] = [
-                timed_gets(http, f"{API}/runs/{rid}/layers/conv1_1", repeat),
-                timed_gets(http, f"{API}/runs/{rid}/layers/conv1_1?encoding=f16", repeat),
-                timed_gets(http, f"{API}/runs/{rid}/layers/conv2_1?channel=0", repeat),
-                timed_gets(
-                    http, f"{API}/runs/{rid}/layers/conv2_1/explain?channel=3&y=4&x=5", repeat
-                ),
-                timed_gets(http, f"{API}/runs/{rid}/layers/fc1/explain?index=7", repeat),
-                timed_gets(http, f"{API}/runs/{rid}/layers/conv1_1/channels/0.png", repeat),
-                timed_gets(http, f"{API}/runs/{rid}/layers/conv2_1/channels.png", repeat),
-                timed_gets(http, f"{API}/runs/{rid}/saliency", repeat),
+            paths = [
+                f"{API}/runs/{rid}/layers/conv1_1",
+                f"{API}/runs/{rid}/layers/conv1_1?encoding=f16",
+                f"{API}/runs/{rid}/layers/conv2_1?channel=0",
+                f"{API}/runs/{rid}/layers/conv2_1/explain?channel=3&y=4&x=5",
+                f"{API}/runs/{rid}/layers/fc1/explain?index=7",
+                f"{API}/runs/{rid}/layers/conv1_1/channels/0.png",
+                f"{API}/runs/{rid}/layers/conv2_1/channels.png",
+                f"{API}/runs/{rid}/saliency",
             ]
-            for row in results["fetch"]:
+            results["fetch"] = []
+            for path in paths:
+                row = raw_gets(server, path, repeat)
+                row["httpx_p50_ms"] = timed_gets(http, path, repeat)["p50_ms"]
+                results["fetch"].append(row)
                 print(json.dumps(row), flush=True)
             results["overview"] = overview_bytes(http, run)
             print(json.dumps(results["overview"]), flush=True)
@@ -459,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         results["serialisation_in_process"] = serialisation_in_process(3 if args.quick else 5)
         print(json.dumps(results["serialisation_in_process"]), flush=True)
         if use_vgg:
-            results["vgg16_http"] = vgg16_over_http(server.url, base, 3 if args.quick else 5)
+            results["vgg16_http"] = vgg16_over_http(server, base, 3 if args.quick else 5)
             print(json.dumps(results["vgg16_http"]), flush=True)
 
         results["server_peak_rss_mb"] = round(server.memory()["VmHWM"] / 1024, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import threading
 import warnings
 from collections import OrderedDict, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -149,3 +150,32 @@ def test_dumps_keeps_subclasses_of_json_types_as_before():
     }
     with pytest.raises(TypeError):
         dumps({"x": object()})
+
+
+def test_large_f16_is_shared_with_a_helper_thread(monkeypatch):
+    """The caller's first chunk waits until another thread has encoded one: the large-tensor
+    path must hand chunks to a helper (and still give the exact text)."""
+    import binascii
+
+    import app.serialize as serialize
+
+    real = binascii.b2a_base64
+    caller = threading.get_ident()
+    helper_done = threading.Event()
+    threads = []
+
+    def b2a_base64(data, *, newline=True):
+        threads.append(threading.get_ident())
+        if threading.get_ident() == caller and threads.count(caller) == 1:
+            assert helper_done.wait(10), "no helper thread took a chunk"
+        elif threading.get_ident() != caller:
+            helper_done.set()
+        return real(data, newline=newline)
+
+    values = _awkward(PARALLEL_MIN_VALUES + 1, seed=5)
+    expected = _reference_f16(values)
+    monkeypatch.setattr(serialize.binascii, "b2a_base64", b2a_base64)
+    assert encode_f16(values) == expected
+    chunks = -(-values.size // CHUNK_VALUES)
+    assert len(threads) == chunks
+    assert len(set(threads)) >= 2
