@@ -73,6 +73,9 @@ def _location(loc: tuple[Any, ...]) -> str:
 
 
 async def _api_error(request: Request, exc: ApiError) -> Response:
+    if not request.url.path.startswith("/api/"):  # a page: the message as text, for people
+        message = exc.message[:1].upper() + exc.message[1:] + "."
+        return PlainTextResponse(message, status_code=exc.status, headers=exc.headers)
     return error_response(exc.status, exc.code, exc.message, exc.headers, **exc.extra)
 
 

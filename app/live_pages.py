@@ -47,8 +47,9 @@ def live_join_page(request: Request, code: str | None = None) -> Response:
     return templates.TemplateResponse(request, "live_missing.html", {"code": "", "missing": False})
 
 
+# async: the hub is only touched on the event loop (with Redis it may load a class).
 @router.get("/live/{code}", response_class=HTMLResponse)
-def live_follow_page(request: Request, code: str, hub: HubDep) -> HTMLResponse:
+async def live_follow_page(request: Request, code: str, hub: HubDep) -> HTMLResponse:
     """A student's view of a class: whatever the presenter shows."""
     session = hub.get(code)
     if session is None:
@@ -57,7 +58,7 @@ def live_follow_page(request: Request, code: str, hub: HubDep) -> HTMLResponse:
 
 
 @router.get("/live/{code}/present", response_class=HTMLResponse)
-def live_present_page(request: Request, code: str, hub: HubDep) -> HTMLResponse:
+async def live_present_page(request: Request, code: str, hub: HubDep) -> HTMLResponse:
     """The presenter's page: join code, QR code, students, the view and the questions."""
     session = hub.get(code)
     if session is None:

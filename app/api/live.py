@@ -86,8 +86,9 @@ def hub_of(app: Starlette) -> LiveHub:
     return hub
 
 
-def get_hub(conn: HTTPConnection) -> LiveHub:
-    """The hub of a request's app (a dependency)."""
+async def get_hub(conn: HTTPConnection) -> LiveHub:
+    """The hub of a request's app (a dependency; async so that it runs on the event loop,
+    the only thread that touches the hub)."""
     return hub_of(conn.app)
 
 
