@@ -141,3 +141,33 @@ def test_an_unreachable_redis_is_a_503_not_a_hang():
     assert time.monotonic() - started < 3
     assert unavailable.value.status == 503
     assert unavailable.value.headers["Retry-After"] == "2"
+
+
+def test_with_redis_down_the_api_answers_503_json_and_pages_503_text():
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    settings = Settings(
+        models=("tiny-vgg",),
+        preload=("tiny-vgg",),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+    )
+    with TestClient(create_app(settings)) as client:
+        posted = client.post(
+            f"{API}/models/tiny-vgg/runs", files={"image": ("x.png", png(5), "image/png")}
+        )
+        assert posted.status_code == 503
+        assert posted.json()["error"]["code"] == "store_unavailable"
+        assert posted.headers["retry-after"] == "2"
+        layer = client.get(f"{API}/runs/AAAAAAAAAAAAAAAAAAAAAA/layers/conv1_1")
+        assert layer.status_code == 503
+        page = client.get("/runs/AAAAAAAAAAAAAAAAAAAAAA")
+        assert page.status_code == 503
+        assert page.headers["content-type"].startswith("text/plain")
+        assert "shared store (Redis) cannot be reached" in page.text
+        assert client.post(f"{API}/live").status_code == 503
+        assert client.get("/live/ABCDEF").status_code == 503
+        assert client.get("/").status_code == 200  # what needs no Redis still works
+        assert client.get(f"{API}/health").status_code == 200
