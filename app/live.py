@@ -34,6 +34,7 @@ from .errors import ApiError
 __all__ = [
     "Bus",
     "LocalBus",
+    "cancel_task",
     "CODE_ALPHABET",
     "CODE_LENGTH",
     "CLOSE_ENDED",
@@ -785,6 +786,14 @@ class Session:
 # --- all sessions ---------------------------------------------------------------------
 
 
+async def cancel_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait for it (it may belong to a loop that ended)."""
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
+            await task
+
+
 class LiveHub:
     """The sessions of this server process, with their limits and idle expiry.
 
@@ -863,10 +872,7 @@ class LiveHub:
     async def close(self) -> None:
         """Stop the background tasks (at server shutdown)."""
         task, self._sweeper = self._sweeper, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-                await task
+        await cancel_task(task)
 
     async def _sweep_forever(self) -> None:
         interval = min(60.0, max(0.05, self.limits.idle_seconds / 4))

@@ -38,6 +38,7 @@ from .live import (
     LiveLimits,
     Session,
     TooManySessions,
+    cancel_task,
     hash_token,
     initial_state,
     new_code,
@@ -435,8 +436,5 @@ class RedisLiveHub(LiveHub):
 
     async def close(self) -> None:
         task, self._listener = self._listener, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
-                await task
+        await cancel_task(task)
         await super().close()
