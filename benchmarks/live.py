@@ -8,8 +8,11 @@ Reports latency p50/p99/max, messages lost (states a student should have seen bu
 not: the server replaces a waiting state by a newer one, so a slow student skips rather
 than queues), and the server's CPU time and peak memory (from /proc, Linux only).
 
-The students run in this one Python process: on a small machine their JSON parsing
-competes with the server for the same cores, so latencies are upper bounds.
+The students run in --client-processes Python processes (default 2) beside the server:
+in a classroom each student's device parses its own messages, while here the students'
+WebSocket clients need about 0.1 ms of CPU per message, more than the server spends per
+delivery, and they compete with the server for the same cores, so latencies are upper
+bounds.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/live.py [--clients 500] [--seconds 60] [--rate 10]
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import statistics
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import orjson
@@ -99,13 +104,7 @@ def start_server(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Po
     raise SystemExit("the server did not start within 120 s")
 
 
-class Student:
-    def __init__(self) -> None:
-        self.latencies_ms: list[float] = []
-        self.seqs: list[int] = []
-
-
-async def follow(url: str, student: Student, ready: asyncio.Event) -> None:
+async def follow(url: str, latencies: list[float], seqs: list[int], ready: asyncio.Event) -> None:
     """One student: record the seq and latency of every state (until cancelled)."""
     async with connect(url, max_queue=None, ping_interval=None) as ws:
         ready.set()
@@ -113,41 +112,80 @@ async def follow(url: str, student: Student, ready: asyncio.Event) -> None:
             received = time.time() * 1000
             message = orjson.loads(text)
             if message["type"] == "state" and message["state"]["sent_at"] is not None:
-                student.seqs.append(message["seq"])
-                student.latencies_ms.append(received - message["state"]["sent_at"])
+                seqs.append(message["seq"])
+                latencies.append(received - message["state"]["sent_at"])
+
+
+async def _students(urls: list[str], pipe: Connection) -> None:
+    """One client process's students: connect (in batches of 50), say ready, follow until
+    told to stop, then send back every latency, the states received and the CPU used."""
+    latencies: list[float] = []
+    seqs: list[int] = []
+    tasks = []
+    for start in range(0, len(urls), 50):
+        batch = []
+        for url in urls[start : start + 50]:
+            ready = asyncio.Event()
+            tasks.append(asyncio.create_task(follow(url, latencies, seqs, ready)))
+            batch.append(ready.wait())
+        await asyncio.wait_for(asyncio.gather(*batch), timeout=60)
+    cpu0 = time.process_time()
+    pipe.send("ready")
+    await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
+    cpu = time.process_time() - cpu0
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    pipe.send((latencies, len(seqs), cpu))
+
+
+def _student_process(urls: list[str], pipe: Connection) -> None:
+    asyncio.run(_students(urls, pipe))
 
 
 def _servers_cpu(pids: list[int]) -> float:
     return sum(_proc_cpu_seconds(pid) for pid in pids)
 
 
-async def run(bases: list[str], clients: int, seconds: float, rate: float, pids: list[int]) -> dict:
+async def run(
+    bases: list[str],
+    clients: int,
+    seconds: float,
+    rate: float,
+    pids: list[int],
+    client_processes: int = 2,
+) -> dict:
     """The presenter (and the run) on ``bases[0]``; students spread over all ``bases``
-    in turn (several processes sharing one Redis: benchmarks/scale.py)."""
+    in turn (several processes sharing one Redis: benchmarks/scale.py), and over
+    ``client_processes`` processes of their own (in a classroom every student has a
+    device; one Python process parsing every student's messages would measure itself)."""
     base = bases[0]
     sample = "cifar10-airplane-1"
     run_summary = _post(f"{base}{API}/models/tiny-vgg/runs", {"sample": sample})
     session = _post(f"{base}{API}/live")
     path = f"{API}/live/{session['code']}/ws"
     ws_base = base.replace("http://", "ws://") + path
-    follower_urls = [b.replace("http://", "ws://") + path for b in bases]
+    urls = [bases[i % len(bases)].replace("http://", "ws://") + path for i in range(clients)]
 
-    students = [Student() for _ in range(clients)]
-    tasks = []
-    for start in range(0, clients, 50):  # connect in batches of 50
-        batch = []
-        for i, student in enumerate(students[start : start + 50], start):
-            ready = asyncio.Event()
-            url = follower_urls[i % len(follower_urls)]
-            tasks.append(asyncio.create_task(follow(url, student, ready)))
-            batch.append(ready.wait())
-        await asyncio.wait_for(asyncio.gather(*batch), timeout=60)
+    context = multiprocessing.get_context("spawn")
+    pipes, procs = [], []
+    for k in range(client_processes):
+        parent, child = context.Pipe()
+        proc = context.Process(target=_student_process, args=(urls[k::client_processes], child))
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    for pipe in pipes:
+        if not pipe.poll(120) or pipe.recv() != "ready":
+            raise SystemExit("the students did not connect within 120 s")
 
     cpu0 = _servers_cpu(pids)
-    own0 = time.process_time()
     sent = 0
     accepted_seq = 0
-    async with connect(f"{ws_base}?token={session['presenter_token']}") as presenter:
+    # The presenter reads its messages only at the end: an unbounded queue, or the client
+    # would stop reading at 16 messages and miss the server's keepalive pings.
+    presenter_url = f"{ws_base}?token={session['presenter_token']}"
+    async with connect(presenter_url, max_queue=None, ping_interval=None) as presenter:
         base_state = {"view": "layer", "model_id": "tiny-vgg", "run_id": run_summary["run_id"],
                       "layer": LAYER, "playing": False}  # fmt: skip
         started = time.monotonic()
@@ -173,13 +211,16 @@ async def run(bases: list[str], clients: int, seconds: float, rate: float, pids:
                 if message["state"]["sent_at"] is not None and accepted_seq >= sent:
                     break
     cpu1 = _servers_cpu(pids)
-    own_cpu = time.process_time() - own0
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-    latencies = sorted(v for s in students for v in s.latencies_ms)
-    received = sum(len(s.seqs) for s in students)
+    latencies, received, clients_cpu = [], 0, 0.0
+    for pipe in pipes:
+        pipe.send("stop")
+    for pipe, proc in zip(pipes, procs, strict=True):
+        part, count, cpu = pipe.recv()
+        latencies.extend(part)
+        received += count
+        clients_cpu += cpu
+        proc.join(30)
+    latencies.sort()
     expected = accepted_seq * clients
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
     result = {
@@ -196,8 +237,9 @@ async def run(bases: list[str], clients: int, seconds: float, rate: float, pids:
             "max": round(latencies[-1], 2) if latencies else None,
         },
     }
-    # The students' own work (this process) competes with the server on a small machine.
-    result["clients_cpu_percent_of_one_core"] = round(100 * own_cpu / elapsed, 1)
+    # The students' own work competes with the server on a small machine.
+    result["client_processes"] = client_processes
+    result["clients_cpu_percent_of_one_core"] = round(100 * clients_cpu / elapsed, 1)
     if pids:
         result["server_cpu_percent_of_one_core"] = round(100 * (cpu1 - cpu0) / elapsed, 1)
         # Load-independent cost: server CPU per 1000 states delivered.
@@ -216,6 +258,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=10.0, help="presenter states per second")
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="processes the students run in"
+    )
     parser.add_argument("--url", help="an already running server (CPU/memory not measured)")
     args = parser.parse_args()
 
@@ -225,7 +270,9 @@ def main() -> None:
         proc, base = start_server()
     try:
         pids = [proc.pid] if proc else []
-        result = asyncio.run(run([base], args.clients, args.seconds, args.rate, pids))
+        result = asyncio.run(
+            run([base], args.clients, args.seconds, args.rate, pids, args.client_processes)
+        )
     finally:
         if proc is not None:
             proc.terminate()
