@@ -67,17 +67,26 @@ def _passes(model, repeats: int) -> int:
     return repeats if model.macs > 5e8 else max(repeats, 50)
 
 
+def _warm_median(fn, runs: int) -> float:
+    """Median of ``runs`` back-to-back calls: the first may find caches emptied by the matmul."""
+    return statistics.median(timed(fn) for _ in range(runs))
+
+
 def forward_stats(name: str, batch: int, repeats: int, matmul) -> dict:
     """Forward time (median) and its fraction of the matmul rate. The machine is shared, so
-    each forward pass is paired with a matmul run just before it and the fraction is the
-    median of the pairs' ratios: load that comes and goes hits both sides of a pair."""
+    each forward sample is paired with a matmul run just before it and the fraction is the
+    median of the pairs' ratios: load that comes and goes hits both sides of a pair. A sample
+    of a small model is the median of several back-to-back passes (warm caches, as in a
+    server answering requests), one pass of a big one."""
     model = zoo.build(name)
     x = np.random.default_rng(1).standard_normal((batch, *model.input_spec.shape), dtype=np.float32)
     run_matmul, matmul_flops = matmul
     flops = 2 * model.macs * batch
-    model.forward(x)  # warm-up: first-touch page faults, thread pool start
-    repeats = _passes(model, repeats)
-    pairs = [(timed(run_matmul), timed(lambda: model.forward(x))) for _ in range(repeats)]
+    warm_up = timed(lambda: model.forward(x))  # first-touch page faults, thread pool start
+    runs = 1 if warm_up > 0.05 else 11  # passes of a few milliseconds: 11 back to back
+    pairs = [
+        (timed(run_matmul), _warm_median(lambda: model.forward(x), runs)) for _ in range(repeats)
+    ]
     seconds = statistics.median(f for _, f in pairs)
     fraction = statistics.median((flops / f) / (matmul_flops / m) for m, f in pairs)
     tracemalloc.start()
