@@ -283,6 +283,11 @@ class Conv2d(_Windowed):
         self._cache = (x, cols) if training else None
         return y
 
+    def forward_relu(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Inference of this layer and a ReLU after it: (output, its ReLU), two arrays."""
+        self._cache = None
+        return ops.conv2d_relu(x, self.params["weight"], self.params.get("bias"), **self._args())
+
     def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         x, cols = self._need_cache()
         dx, dw, db = ops.conv2d_backward(

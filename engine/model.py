@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .layers import Layer, ReceptiveField, layer_from_config
+from .layers import Conv2d, Layer, ReceptiveField, ReLU, layer_from_config
 
 __all__ = ["InputSpec", "Sequential", "Trace", "FORMAT_VERSION", "ModelFileError"]
 
@@ -237,8 +237,21 @@ class Sequential:
         x = self._check_input(x)
         outputs: dict[str, np.ndarray] = {}
         h = x
-        for layer in self.layers:
-            h = layer.forward(h, training=training)
+        relu_of_conv = None  # a ReLU's output, computed with the convolution before it
+        for layer, after in zip(self.layers, [*self.layers[1:], None], strict=True):
+            if relu_of_conv is not None:
+                h, relu_of_conv = relu_of_conv, None
+                layer._cache = None  # as its own inference forward would leave it
+            elif (
+                not training
+                and isinstance(layer, Conv2d)
+                and isinstance(after, ReLU)
+                and layer.name != until
+            ):
+                # Each block's ReLU while the block is in cache; still two separate arrays.
+                h, relu_of_conv = layer.forward_relu(h)
+            else:
+                h = layer.forward(h, training=training)
             outputs[layer.name] = h
             if layer.name == until:
                 break

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
 
+from engine import ops
 from engine.layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Softmax
 from engine.model import FORMAT_VERSION, InputSpec, ModelFileError, Sequential
 
@@ -98,6 +100,31 @@ def test_forward_keeps_every_output_in_order():
 def test_forward_until_stops_early():
     trace = _model().forward(_input(), until="pool1")
     assert list(trace) == ["conv1", "relu1", "pool1"]
+
+
+def test_conv_relu_pairs_are_computed_together_but_kept_apart():
+    """Inference computes a convolution and the ReLU after it in one pass (conv2d_relu): the
+    trace still holds two separate arrays, equal to running the layers one by one, and it
+    stops at the convolution when asked to."""
+    model = _model()
+    x = _input()
+    with mock.patch.object(ops, "conv2d_relu", wraps=ops.conv2d_relu) as fused:
+        trace = model.forward(x)
+        assert fused.call_count == 1
+        conv, relu = trace["conv1"], trace["relu1"]
+        assert not np.shares_memory(conv, relu)
+        np.testing.assert_array_equal(conv, model.layer("conv1").forward(x))
+        np.testing.assert_array_equal(relu, np.maximum(conv, 0))
+        assert (conv < 0).any()  # the ReLU did clip something, in its own array
+        fused.reset_mock()
+        assert list(model.forward(x, until="conv1")) == ["conv1"]
+        assert fused.call_count == 0
+        training = model.forward(x, training=True)  # training runs the layers one by one
+        assert fused.call_count == 0
+    np.testing.assert_array_equal(training["relu1"], relu)
+    model.forward(x)  # an inference pass forgets the training caches, the fused ReLU's too
+    with pytest.raises(RuntimeError, match="relu1: backward needs a forward pass"):
+        model.layer("relu1").backward(np.ones_like(relu))
 
 
 def test_forward_rejects_the_wrong_input_shape():

@@ -99,6 +99,23 @@ def test_conv2d_matches_oracle(case):
         )
 
 
+@given(conv_cases())
+@FAST
+def test_conv2d_relu_matches_oracle(case):
+    """conv2d_relu: the convolution and its ReLU, as two separate arrays, in every chunking."""
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal((case["n"], case["c_in"], *case["size"])).astype(np.float32)
+    w = rng.standard_normal((case["c_out"], case["c_in"], *case["kernel"])).astype(np.float32)
+    b = rng.standard_normal(case["c_out"]).astype(np.float32) if case["bias"] else None
+    expected = oracle.conv2d(x, w, b, case["stride"], case["pads"], case["dilation"])
+    with mock.patch.object(ops, "CHUNK_BYTES", _chunk_bytes(case, expected.shape[2:])):
+        y, r = ops.conv2d_relu(x, w, b, case["stride"], case["padding"], case["dilation"])
+    assert not np.shares_memory(y, r)
+    assert_close(y, expected, what="conv2d_relu, convolution")
+    assert_close(r, np.maximum(expected, 0), what="conv2d_relu, relu")
+    np.testing.assert_array_equal(r, np.maximum(y, 0))
+
+
 # Fixed cases that every run checks, whatever hypothesis draws: each padding form, SAME with
 # an odd total (the extra row and column go to the bottom and right), strides and dilations.
 FIXED_CONV = [
@@ -549,6 +566,9 @@ def test_threaded_paths_match_oracle(two_threads_split_everything, n, stride, di
     pads = ops.normalize_padding(padding, (3, 3), (stride, stride), (dilation, dilation), (9, 11))
     expected = oracle.conv2d(x, w, b, (stride, stride), pads, (dilation, dilation))
     assert_close(ops.conv2d(x, w, b, stride, padding, dilation), expected, what="threaded conv2d")
+    y, r = ops.conv2d_relu(x, w, b, stride, padding, dilation)
+    assert_close(y, expected, what="threaded conv2d_relu")
+    assert_close(r, np.maximum(expected, 0), what="threaded conv2d_relu, relu")
     # Weight gradients are summed from per-chunk partials: same result as one thread.
     dy = rng.standard_normal(expected.shape).astype(np.float64)
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
