@@ -112,6 +112,13 @@ class Settings:
             raise ValueError(f"settings {', '.join(live)} must be >= 1, live_idle_seconds > 0")
         if self.queue_limit < 0:
             raise ValueError("setting queue_limit must be at least 0")
+        if self.redis_url and self.allow_model_upload:
+            # An uploaded model lives in one process; the others would not know it (or
+            # would know another model by the same id). Shared models go in models_dir.
+            raise ValueError(
+                "settings allow_model_upload and redis_url cannot be combined: give every "
+                "process the same models with CONVSCOPE_MODELS_DIR (docs/deploy.md)"
+            )
 
 
 @lru_cache

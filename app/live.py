@@ -320,7 +320,10 @@ class Bus(Protocol):
 
     def publish_state(self, session: Session, event: dict[str, Any]) -> None: ...
 
-    def publish(self, session: Session, event: dict[str, Any]) -> None: ...
+    def publish(self, session: Session, event: dict[str, Any]) -> bool:
+        """An answer or the end; False when the shared record refuses it (the question
+        closed meanwhile)."""
+        ...
 
     def connections_changed(self, session: Session) -> None: ...
 
@@ -336,8 +339,8 @@ class LocalBus:
     def publish_state(self, session: Session, event: dict[str, Any]) -> None:
         return None
 
-    def publish(self, session: Session, event: dict[str, Any]) -> None:
-        return None
+    def publish(self, session: Session, event: dict[str, Any]) -> bool:
+        return True
 
     def connections_changed(self, session: Session) -> None:
         return None
@@ -612,6 +615,7 @@ class Session:
             "e": "state",
             "state": new,
             "question_id": question_id,
+            "open": now_open,
             "reveal": new["revealed"] and not current["revealed"],
             "summary": now_open != was_open,
         }
@@ -699,7 +703,9 @@ class Session:
             "question_id": self.question_id,
             "answer": answer,
         }
-        self.bus.publish(self, event)
+        if not self.bus.publish(self, event):  # the question closed meanwhile
+            conn.push("error", _error("not_accepting", "No question is open."))
+            return
         if self.bus.immediate:
             self.apply(event)
         conn.push(

@@ -52,6 +52,9 @@ __all__ = ["RedisBus", "RedisLiveHub"]
 # are forgotten (it crashed without saying goodbye).
 HEARTBEAT_SECONDS = 10.0
 COUNT_STALE_SECONDS = 3 * HEARTBEAT_SECONDS
+# A subscription quiet this long is pinged; one silent for SILENCE_SECONDS is reconnected.
+PING_SECONDS = 5.0
+SILENCE_SECONDS = 10.0
 _BACKOFF_MIN, _BACKOFF_MAX = 0.1, 2.0
 
 _CREATE = """
@@ -62,6 +65,7 @@ redis.call('HSET', KEYS[1], 'token_hash', ARGV[1], 'created', ARGV[2], 'state', 
            'seq', 0, 'question_id', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[8])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1
 """
 
@@ -71,15 +75,18 @@ _STATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if redis.call('HGET', KEYS[1], 'question_id') ~= ARGV[2] then redis.call('DEL', KEYS[2]) end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'question_id', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'question_id', ARGV[2], 'open', ARGV[8])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
 redis.call('PUBLISH', ARGV[7], '{"seq":' .. seq .. ',' .. string.sub(ARGV[3], 2))
 return seq
 """
 
+# Only while that question is open: an answer that arrives after the reveal is refused.
 _ANSWER = """
 if redis.call('HGET', KEYS[1], 'question_id') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'open') ~= '1' then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('PUBLISH', ARGV[5], ARGV[4])
@@ -106,6 +113,7 @@ return 1
 _TOUCH = """
 if redis.call('EXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 1
 """
 
@@ -156,15 +164,16 @@ class RedisBus:
                 time.time(),
                 code,
                 self.channel(code),
+                "1" if event["open"] else "0",
             ],
         )
         if seq == -1:  # the record expired or was ended elsewhere: end here too
             session.end("The class has ended.")
 
-    def publish(self, session: Session, event: dict[str, Any]) -> None:
+    def publish(self, session: Session, event: dict[str, Any]) -> bool:
         code = session.code
         if event["e"] == "answer":
-            self._answer(
+            return 1 == self._answer(
                 keys=[self.key(code), self.key(code, "answers")],
                 args=[
                     event["question_id"],
@@ -186,8 +195,8 @@ class RedisBus:
                 ],
                 args=[code, _json(event), self.channel(code)],
             )
-        else:
-            raise ValueError(f"unknown event {event['e']!r}")
+            return True
+        raise ValueError(f"unknown event {event['e']!r}")
 
     def connections_changed(self, session: Session, force: bool = False) -> None:
         """Tell the other processes how many connections this one has (when changed)."""
@@ -330,6 +339,10 @@ class RedisLiveHub(LiveHub):
             if proc.decode() != self.bus.origin and now - stamp < COUNT_STALE_SECONDS:
                 session.remote[proc.decode()] = (students, presenters, clock_now)
 
+    def _remove(self, session: Session, reason: str) -> None:
+        super()._remove(session, reason)
+        self.bus.forget(session.code)
+
     def _expired(self, session: Session, now: float) -> bool:
         return False  # the record's expiry in Redis decides; see sweep()
 
@@ -352,7 +365,7 @@ class RedisLiveHub(LiveHub):
             try:
                 exists = self.link.call(lambda r, c=session.code: r.exists(self.bus.key(c)))
             except ApiError:
-                continue  # Redis is away; the subscription's recovery resyncs
+                break  # Redis is away: the subscription's recovery resyncs every replica
             if not exists:
                 self._remove(session, "The class ended after a long idle time.")
                 removed += 1
@@ -381,28 +394,57 @@ class RedisLiveHub(LiveHub):
         backoff = _BACKOFF_MIN
         while True:
             client = self.link.async_client()
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = client.pubsub()
             try:
-                await pubsub.psubscribe(self.bus.pattern)
-                # Whatever was published before this subscription is in the records.
+                await self._subscribe(pubsub)
+                # Whatever was published before the subscription is in the records.
                 self._resync()
+                self.link.recovered()
                 self.subscribed.set()
                 backoff = _BACKOFF_MIN
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None:
-                        self._deliver(message)
-                        # Let the writers send it before the next event: a burst must not
-                        # make every follower look slow (app.live: snapshots replace).
-                        await asyncio.sleep(0)
-            except (*REDIS_ERRORS, OSError):
+                await self._receive(pubsub)
+            except (*REDIS_ERRORS, ApiError) as exc:
                 self.subscribed.clear()
+                self.link.failed(exc)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
                     await client.aclose()
             await asyncio.sleep(backoff)
             backoff = min(_BACKOFF_MAX, backoff * 2)
+
+    async def _subscribe(self, pubsub) -> None:
+        """Subscribe and wait until Redis confirms it (events published from then on
+        will arrive)."""
+        await pubsub.psubscribe(self.bus.pattern)
+        deadline = time.monotonic() + SILENCE_SECONDS
+        while time.monotonic() < deadline:
+            message = await pubsub.get_message(timeout=0.5)
+            if message is not None and message["type"] == "psubscribe":
+                return
+        raise TimeoutError("Redis did not confirm the subscription")
+
+    async def _receive(self, pubsub) -> None:
+        """Deliver events until the connection fails; a connection silent for too long
+        is pinged, and dropped when even that gets no answer (half-open TCP)."""
+        heard = time.monotonic()
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=PING_SECONDS)
+            now = time.monotonic()
+            if message is None:
+                if now - heard > SILENCE_SECONDS:
+                    raise TimeoutError("no answer from Redis on the subscription")
+                if not pinged and now - heard > PING_SECONDS:
+                    await pubsub.ping()
+                    pinged = True
+                continue
+            heard, pinged = now, False
+            if message["type"] == "pmessage":
+                self._deliver(message)
+                # Let the writers send it before the next event: a burst must not make
+                # every follower look slow (app.live: snapshots replace waiting ones).
+                await asyncio.sleep(0)
 
     def _deliver(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode()
@@ -423,10 +465,7 @@ class RedisLiveHub(LiveHub):
         followers the current state (they may have missed changes meanwhile)."""
         self.resyncs += 1
         for session in list(self._sessions.values()):
-            try:
-                record, answers, counts = self._read(session.code)
-            except ApiError:
-                return  # Redis went away again; the next reconnection resyncs
+            record, answers, counts = self._read(session.code)  # raises: reconnect, retry
             if not record:
                 self._remove(session, "The class has ended.")
                 continue

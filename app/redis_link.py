@@ -11,6 +11,9 @@ longer than the timeouts below, and the next request reconnects by itself.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,10 +27,17 @@ from .errors import ApiError
 __all__ = ["RedisLink", "StoreUnavailable", "REDIS_ERRORS"]
 
 T = TypeVar("T")
-# A loopback or LAN command takes well under a millisecond; these bound a dead server.
+log = logging.getLogger("convscope.redis")
+# A loopback or LAN command takes well under a millisecond; these bound a dead or stalled
+# server. Some commands run on the event loop, so a stall must cost little and rarely.
 CONNECT_TIMEOUT = 0.5
-COMMAND_TIMEOUT = 2.0
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+COMMAND_TIMEOUT = 0.5
+# After a failure, commands fail at once for this long instead of each waiting for the
+# timeouts; then one command tries again (or the subscription finds Redis back first).
+COOL_DOWN = 2.0
+# Connection loss, timeouts, and Redis refusing writes (out of memory, read-only replica,
+# loading its data, disk errors): all mean "try again later" to a client.
+REDIS_ERRORS = (redis.RedisError, OSError)
 
 
 class StoreUnavailable(ApiError):
@@ -48,6 +58,8 @@ class RedisLink:
     def __init__(self, url: str, prefix: str = "convscope") -> None:
         self.url = url
         self.prefix = prefix
+        self._down_until = 0.0
+        self._lock = threading.Lock()
         # One attempt, no retries: a caller learns at once that Redis is gone.
         self.client = redis.Redis.from_url(
             url,
@@ -60,11 +72,33 @@ class RedisLink:
         """``prefix:part:part``: every key of a deployment shares its prefix."""
         return ":".join((self.prefix, *parts))
 
+    @property
+    def available(self) -> bool:
+        """False while cooling down after a failure."""
+        return time.monotonic() >= self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        """Note a failure: commands fail fast for ``COOL_DOWN`` seconds."""
+        with self._lock:
+            first = self.available
+            self._down_until = time.monotonic() + COOL_DOWN
+        if first:
+            connection = isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError))
+            log.warning("Redis at %s: %s", self.url_for_logs, exc, exc_info=not connection)
+
+    def recovered(self) -> None:
+        """Redis answers again (seen by the subscription): stop failing fast."""
+        self._down_until = 0.0
+
     def call(self, command: Callable[[redis.Redis], T]) -> T:
-        """``command(client)``; StoreUnavailable (503) when Redis cannot be reached."""
+        """``command(client)``; StoreUnavailable (503) when Redis cannot be reached or
+        refuses the command."""
+        if not self.available:
+            raise StoreUnavailable()
         try:
             return command(self.client)
         except REDIS_ERRORS as exc:
+            self.failed(exc)
             raise StoreUnavailable() from exc
 
     def script(self, source: str) -> Callable[..., Any]:
@@ -84,11 +118,11 @@ class RedisLink:
             retry=Retry(NoBackoff(), 0),
         )
 
-    def ping(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except REDIS_ERRORS:
-            return False
+    @property
+    def url_for_logs(self) -> str:
+        """The URL without a password."""
+        head, at, tail = self.url.rpartition("@")
+        return f"{head.split('//')[0]}//***@{tail}" if at else self.url
 
     def close(self) -> None:
         self.client.close()

@@ -236,13 +236,14 @@ class RunStore:
         return run
 
     def find(self, key: RunKey) -> Run | None:
-        """The run of an identical upload, if still kept."""
+        """The run of an identical upload, if this process still keeps it (never computes:
+        it is called on the event loop)."""
         with self._lock:
             run_id = self._by_key.get(key)
             if run_id is None:
                 return None
         try:
-            return self.get(run_id)
+            return RunStore.get(self, run_id)
         except RunNotFound:
             return None
 

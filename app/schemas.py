@@ -212,3 +212,5 @@ class Health(_Strict):
     evictions: int
     jobs: int
     job_capacity: int
+    process: int  # the operating system's id of the process that answered
+    shared_store: str  # "none" (one process), "ok" or "unavailable" (Redis)

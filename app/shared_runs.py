@@ -12,12 +12,13 @@ Keys (prefix from ``CONVSCOPE_REDIS_PREFIX``):
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from .redis_link import RedisLink
+from .redis_link import RedisLink, StoreUnavailable
 from .runs import Run, RunNotFound, RunStore
 
 __all__ = ["RedisRunStore"]
@@ -58,8 +59,9 @@ class RedisRunStore(RunStore):
         # Runs being computed again, so that concurrent requests wait for one computation.
         self._loading: dict[str, Future[Run]] = {}
         self._loading_lock = threading.Lock()
-        # When each local run's Redis record was last refreshed (its TTL is sliding).
+        # When each local run's Redis keys were last refreshed (their TTL is sliding).
         self._refreshed: dict[str, float] = {}
+        self._refreshed_lock = threading.Lock()
 
     def _record(self, run_id: str) -> str:
         return self.link.key("run", run_id)
@@ -67,38 +69,56 @@ class RedisRunStore(RunStore):
     def share(self, run: Run, data: bytes) -> Run:
         model_id, digest = run.key
         run.id = self._claim(
-            keys=[self.link.key("runkey", model_id, digest), self._record(run.id)],
+            keys=[self._runkey(run), self._record(run.id)],
             args=[run.id, model_id, data, self._ttl_seconds, self.link.key("run", "")],
         ).decode("ascii")
-        self._refreshed[run.id] = time.monotonic()
+        self._mark_refreshed(run.id)
         return run
+
+    def _runkey(self, run: Run) -> str:
+        model_id, digest = run.key
+        return self.link.key("runkey", model_id, digest)
 
     def get(self, run_id: str) -> Run:
         try:
             run = super().get(run_id)
         except RunNotFound:
             return self._load(run_id)
-        self._keep_alive(run_id)
+        self._keep_alive(run)
         return run
 
     def model_of(self, run_id: str) -> str | None:
         try:
-            return super().get(run_id).model_id
+            run = super().get(run_id)
         except RunNotFound:
-            pass
-        model_id = self.link.call(lambda r: r.hget(self._record(run_id), "model_id"))
-        return model_id.decode("utf-8") if model_id is not None else None
+            model_id = self.link.call(lambda r: r.hget(self._record(run_id), "model_id"))
+            return model_id.decode("utf-8") if model_id is not None else None
+        self._keep_alive(run)
+        return run.model_id
 
-    def _keep_alive(self, run_id: str) -> None:
-        """Push the record's expiry back while a process still uses the run (at most a
-        few times per TTL, so that a page's many tile requests cost no Redis calls)."""
-        now = time.monotonic()
-        if now - self._refreshed.get(run_id, 0.0) < self.ttl / 10:
-            return
-        self._refreshed[run_id] = now
-        if len(self._refreshed) > 4 * max(1, len(self)):
-            self._refreshed = {k: v for k, v in self._refreshed.items() if k in self._runs}
-        self.link.call(lambda r: r.expire(self._record(run_id), self._ttl_seconds))
+    def _mark_refreshed(self, run_id: str) -> None:
+        with self._refreshed_lock:
+            self._refreshed[run_id] = time.monotonic()
+            if len(self._refreshed) > 2 * len(self) + 64:  # forget evicted runs
+                self._refreshed = {k: v for k, v in self._refreshed.items() if k in self._runs}
+
+    def _keep_alive(self, run: Run) -> None:
+        """Push the expiry of the run's keys back while a process still uses it (at most
+        a few times per TTL, so that a page's many tile requests cost no Redis calls).
+        Advisory: a run held here keeps answering while Redis is away."""
+        with self._refreshed_lock:
+            if time.monotonic() - self._refreshed.get(run.id, 0.0) < self.ttl / 10:
+                return
+        self._mark_refreshed(run.id)
+
+        def refresh(r) -> None:
+            pipe = r.pipeline(transaction=False)
+            pipe.expire(self._record(run.id), self._ttl_seconds)
+            pipe.expire(self._runkey(run), self._ttl_seconds)
+            pipe.execute()
+
+        with contextlib.suppress(StoreUnavailable):
+            self.link.call(refresh)
 
     def _load(self, run_id: str) -> Run:
         """Compute a run of another process from its image in Redis (once, however many
@@ -107,7 +127,10 @@ class RedisRunStore(RunStore):
             pending = self._loading.get(run_id)
             owner = pending is None
             if owner:
-                pending = self._loading[run_id] = Future()
+                try:  # computed by another request while this one waited for the lock
+                    return RunStore.get(self, run_id)
+                except RunNotFound:
+                    pending = self._loading[run_id] = Future()
         if not owner:
             return pending.result()
         try:
@@ -116,7 +139,7 @@ class RedisRunStore(RunStore):
             if model_id is None or image is None or self.recompute is None:
                 raise RunNotFound(run_id, expired=False)
             run = self.add(self.recompute(run_id, model_id.decode("utf-8"), image))
-            self._refreshed[run_id] = time.monotonic()
+            self._mark_refreshed(run_id)
             pending.set_result(run)
             return run
         except BaseException as exc:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import os
+
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..deps import PoolDep, RegistryDep, RunsDep
 from ..heatmap import COLORMAPS
+from ..redis_link import StoreUnavailable
 from ..schemas import Colormaps, Health
 from ..serialize import OrjsonResponse
 
@@ -15,9 +18,22 @@ __all__ = ["router"]
 router = APIRouter(tags=["server"])
 
 
+def _shared_store(request: Request) -> str:
+    link = request.app.state.redis
+    if link is None:
+        return "none"
+    try:
+        link.call(lambda r: r.ping())
+    except StoreUnavailable:
+        return "unavailable"
+    return "ok"
+
+
 @router.get("/health", response_model=Health)
-def health(registry: RegistryDep, runs: RunsDep, pool: PoolDep) -> Response:
-    """Models loaded, runs kept and their bytes, and jobs running or queued."""
+def health(request: Request, registry: RegistryDep, runs: RunsDep, pool: PoolDep) -> Response:
+    """Models loaded, runs kept and their bytes, jobs running or queued, which process
+    answered, and whether the shared store (Redis, when configured) answers. Always 200
+    while the process serves: a balancer may still send it what needs no Redis."""
     return OrjsonResponse(
         {
             "status": "ok",
@@ -28,6 +44,8 @@ def health(registry: RegistryDep, runs: RunsDep, pool: PoolDep) -> Response:
             "evictions": runs.evictions,
             "jobs": pool.admitted,
             "job_capacity": pool.capacity,
+            "process": os.getpid(),
+            "shared_store": _shared_store(request),
         }
     )
 

@@ -141,8 +141,11 @@ def test_a_restarted_process_serves_its_followers_the_current_state(processes, r
             assert until(student, "state")["state"]["step"] == 8
 
 
-def test_without_redis_requests_get_503s_and_everything_recovers(redis_server, processes, run):
+def test_without_redis_requests_get_503s_and_everything_recovers(redis_server, processes):
     a, b, c = processes
+    fresh = post_run(a.url, png(12))  # a run that b has never held
+    assert fresh.status_code == 201, fresh.text
+    run = fresh.json()
     code, token = new_class(a)
     with (
         connect(f"{a.ws}{LIVE}/{code}/ws?token={token}") as teacher,
@@ -158,7 +161,7 @@ def test_without_redis_requests_get_503s_and_everything_recovers(redis_server, p
             assert refused.headers["Retry-After"] == "2"
             # b never held this run: it needs Redis to find it.
             missing = httpx.get(f"{b.url}{API}/runs/{run['run_id']}", timeout=30)
-            assert missing.status_code in (200, 503)  # 200 if b computed it earlier
+            assert missing.status_code == 503
             assert httpx.post(f"{b.url}{LIVE}", timeout=30).status_code == 503
             assert httpx.get(f"{b.url}{LIVE}/{code}", timeout=30).status_code == 503
             teacher.send(json.dumps({"type": "set", "state": cell_state(run, 9)}))
@@ -167,8 +170,15 @@ def test_without_redis_requests_get_503s_and_everything_recovers(redis_server, p
             # Pages and runs held in memory still answer.
             assert httpx.get(f"{a.url}{API}/runs/{run['run_id']}").status_code == 200
             assert httpx.get(f"{a.url}/").status_code == 200
+            health = httpx.get(f"{c.url}{API}/health", timeout=30).json()
+            assert health["shared_store"] == "unavailable"
         finally:
             redis_server.start()
+
+        # Without any new change, c's followers get the current state again once c's
+        # subscription is back (they may have missed changes meanwhile).
+        resent = until(student, "state", timeout=30)
+        assert resent["seq"] == 0 and resent["state"]["view"] == "home"
 
         # The processes reconnect by themselves: the class goes on where it was.
         def accepted() -> bool:
@@ -182,3 +192,43 @@ def test_without_redis_requests_get_503s_and_everything_recovers(redis_server, p
             got = until(student, "state")
         assert post_run(b.url, png(11)).status_code == 201
         assert httpx.get(f"{b.url}{API}/runs/{run['run_id']}").status_code == 200
+
+
+def test_an_answer_after_the_reveal_is_refused_everywhere(processes, run):
+    a, b, _ = processes
+    code, token = new_class(a)
+    with (
+        connect(f"{a.ws}{LIVE}/{code}/ws?token={token}") as teacher,
+        connect(f"{b.ws}{LIVE}/{code}/ws") as student,
+    ):
+        until(student, "state")
+        question = {**cell_state(run, 2), "frozen": True, "question": "value"}
+        teacher.send(json.dumps({"type": "set", "state": question}))
+        until(student, "state")
+        teacher.send(json.dumps({"type": "set", "state": {"revealed": True}}))
+        assert until(student, "state")["state"]["revealed"] is True
+        student.send(json.dumps({"type": "answer", "value": 3.0}))
+        assert until(student, "error", "answered")["code"] == "not_accepting"
+
+
+def test_the_shared_record_refuses_answers_to_a_closed_question(redis_server):
+    from app.live_redis import RedisLiveHub
+    from app.redis_link import RedisLink
+
+    class Catalog:
+        def model(self, model_id):
+            return None
+
+        def run_model(self, run_id):
+            return None
+
+    link = RedisLink(redis_server.url, prefix=f"unit-{time.monotonic_ns()}")
+    hub = RedisLiveHub(Catalog(), link)
+    session, _ = hub.create()
+    answer = {"e": "answer", "client": "c1", "question_id": 0, "answer": 1.0}
+    assert hub.bus.publish(session, answer) is False  # no question was ever opened
+    record = link.client.hgetall(link.key("live", session.code))
+    assert record[b"seq"] == b"0" and b"open" not in record
+    assert link.client.hlen(link.key("live", session.code, "answers")) == 0
+    assert link.client.ttl(link.key("live", "sessions")) > 0  # every key expires
+    link.close()

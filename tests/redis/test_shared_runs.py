@@ -60,15 +60,19 @@ def test_a_run_made_on_one_process_is_read_through_the_others(processes):
         np.testing.assert_array_equal(other["data"], layers[0]["data"])
     query = {"channel": 3, "y": 0, "x": 5}
     explained = [
-        httpx.get(f"{p.url}{API}/runs/{run_id}/layers/conv1_2/explain", params=query).json()
+        httpx.get(
+            f"{p.url}{API}/runs/{run_id}/layers/conv1_2/explain", params=query, timeout=30
+        ).json()
         for p in (a, c)
     ]
     assert explained[0]["value"] == explained[1]["value"]
     assert explained[1]["value"] == pytest.approx(layers[0]["data"][3 * 1024 + 5], rel=1e-6)
     assert explained[1]["products"] == explained[0]["products"]
-    png_c = httpx.get(f"{c.url}{API}/runs/{run_id}/layers/conv1_2/channels/3.png")
+    png_c = httpx.get(f"{c.url}{API}/runs/{run_id}/layers/conv1_2/channels/3.png", timeout=30)
     assert png_c.status_code == 200 and png_c.content.startswith(b"\x89PNG")
-    saliency = httpx.get(f"{b.url}{API}/runs/{run_id}/saliency", params={"format": "json"})
+    saliency = httpx.get(
+        f"{b.url}{API}/runs/{run_id}/saliency", params={"format": "json"}, timeout=30
+    )
     assert saliency.status_code == 200, saliency.text
 
 
@@ -84,7 +88,9 @@ def test_identical_uploads_get_one_run_id_on_every_process(processes):
 
 def test_an_unknown_run_is_the_same_clear_404_on_every_process(processes):
     for proc in processes:
-        response = httpx.get(f"{proc.url}{API}/runs/AAAAAAAAAAAAAAAAAAAAAA/layers/conv1_1")
+        response = httpx.get(
+            f"{proc.url}{API}/runs/AAAAAAAAAAAAAAAAAAAAAA/layers/conv1_1", timeout=30
+        )
         assert response.status_code == 404
         error = response.json()["error"]
         assert error["code"] == "run_not_found"
@@ -170,4 +176,43 @@ def test_with_redis_down_the_api_answers_503_json_and_pages_503_text():
         assert client.post(f"{API}/live").status_code == 503
         assert client.get("/live/ABCDEF").status_code == 503
         assert client.get("/").status_code == 200  # what needs no Redis still works
-        assert client.get(f"{API}/health").status_code == 200
+        health = client.get(f"{API}/health")
+        assert health.status_code == 200 and health.json()["shared_store"] == "unavailable"
+
+
+def test_a_run_held_in_memory_never_computes_on_lookup_and_outlives_a_redis_outage(link):
+    model = zoo.load("tiny-vgg")
+    data = png(6)
+    store = _store(link, ttl=60.0)
+    calls = []
+    store.recompute = lambda *args: calls.append(args)  # must not be called below
+    run = store.add(store.share(compute_run("tiny-vgg", model, data, 10**7), data))
+    assert store.find(run.key) is run
+
+    link.failed(ConnectionError("simulated outage"))  # commands now fail fast
+    store._refreshed.clear()  # a refresh of the TTL is due: it must not fail the request
+    assert store.get(run.id) is run
+    assert store.model_of(run.id) == "tiny-vgg"
+    with pytest.raises(StoreUnavailable):
+        store.get("not-held-here")
+    link.recovered()
+    assert calls == []
+
+
+def test_after_a_failure_commands_fail_fast_for_a_cool_down():
+    dead = RedisLink(f"redis://127.0.0.1:{free_port()}/0", prefix="x")
+    with pytest.raises(StoreUnavailable):
+        dead.call(lambda r: r.ping())
+    assert not dead.available
+    started = time.monotonic()
+    for _ in range(100):
+        with pytest.raises(StoreUnavailable):
+            dead.call(lambda r: r.ping())
+    assert time.monotonic() - started < 0.5  # no connection attempts while cooling down
+
+
+def test_model_uploads_cannot_be_combined_with_redis():
+    from app.config import Settings
+
+    with pytest.raises(ValueError, match="allow_model_upload and redis_url"):
+        Settings(redis_url="redis://127.0.0.1:6379/0", allow_model_upload=True)
