@@ -229,7 +229,8 @@ def new_page(browser, server_url: str, console: ConsoleLog) -> Iterator[Callable
     def make(**options):
         options.setdefault("viewport", VIEWPORT)
         options.setdefault("locale", "en-US")
-        context = browser.new_context(base_url=server_url, **options)
+        options.setdefault("base_url", server_url)  # another server's, for tests/redis
+        context = browser.new_context(**options)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
         contexts.append(context)
