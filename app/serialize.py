@@ -5,10 +5,13 @@ The standard ``json`` module is never used for tensors: 3.2 million floats take 
 Non-finite values (NaN, +-inf) become ``null`` in JSON; in f16 they keep their IEEE
 bit patterns, and values beyond +-65504 become +-inf.
 
-The f16 text of a large tensor is made in chunks shared between the calling thread and a
-helper thread: NumPy's float32 -> float16 cast releases the GIL, so one thread casts a
-chunk while the other base64-encodes the previous one (``binascii`` holds the GIL). The
-text is kept with its quoted JSON form (``Base64Data.json``), which ``dumps`` copies into
+The f16 text of a large tensor is made by two threads: NumPy's float32 -> float16 cast
+releases the GIL, so a helper thread casts the last 60% of the values while the calling
+thread casts the first 40% and base64-encodes them (``binascii`` holds the GIL), then
+encodes the rest. One hand-over each way: on a busy machine every wait for the GIL can
+also be a wait for the OS scheduler, and finer-grained sharing (chunks claimed by both
+threads) was up to twice as slow as one thread there. The text is kept with its quoted
+JSON form (``Base64Data.json``), which ``dumps`` copies into
 the response as an ``orjson.Fragment`` instead of scanning megabytes of text for
 characters to escape.
 """
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -42,14 +44,17 @@ Encoding = Literal["json", "f16"]
 # them as text; _default turns every other subclass back into its base type.
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
-# Values per chunk: 3 * 2**17 float16 values are 786,432 bytes, a multiple of 3, so the base64
-# of consecutive chunks concatenates into exactly the base64 of the whole (no '=' inside).
-# Few large chunks: on a busy machine every hand-over of the GIL between the two threads can
-# wait for the OS scheduler, and smaller chunks (more hand-overs) were slower there.
+# Values per base64 call: 3 * 2**17 float16 values are 786,432 bytes, a multiple of 3, so
+# the base64 of consecutive pieces concatenates into exactly the base64 of the whole (no '='
+# inside); each call holds the GIL for about 2 ms, so other threads (the event loop) get
+# turns in between.
 CHUNK_VALUES = 3 * 2**17
-# Below two chunks one thread does it all (under 10 ms).
+# Below this one thread does it all (under 10 ms).
 PARALLEL_MIN_VALUES = 2 * CHUNK_VALUES
-_HELPERS = max(1, min(3, (os.cpu_count() or 2) - 1))
+# The caller's share of the cast: it also base64-encodes everything, the helper only casts.
+CALLER_SHARE = 0.4
+# One helper per concurrent encoding, up to the cores there are besides the caller's.
+_HELPERS = max(1, min(4, (os.cpu_count() or 2) - 1))
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -99,42 +104,41 @@ def _helper_pool() -> ThreadPoolExecutor:
         return _executor
 
 
+def _cast(flat: np.ndarray, half: np.ndarray, lo: int, hi: int) -> None:
+    # errstate is per thread: overflow to inf is documented, not a warning.
+    with np.errstate(over="ignore"):
+        half[lo:hi] = flat[lo:hi]  # releases the GIL
+
+
+def _base64(raw: memoryview, lo: int, hi: int) -> list[bytes]:
+    """Base64 of values lo..hi (lo a multiple of CHUNK_VALUES or the end), in pieces."""
+    return [
+        binascii.b2a_base64(raw[2 * i : 2 * min(i + CHUNK_VALUES, hi)], newline=False)
+        for i in range(lo, hi, CHUNK_VALUES)
+    ]
+
+
 def _f16_pieces(flat: np.ndarray) -> list[bytes]:
     """The base64 of ``flat`` as little-endian float16, in pieces to be joined."""
     n = flat.size
     half = np.empty(n, "<f2")
     raw = memoryview(half).cast("B")
-    starts = range(0, n, CHUNK_VALUES)
-    pieces: list[bytes] = [b""] * len(starts)
-    claim = itertools.count()
-    lock = threading.Lock()
-
-    def work() -> None:
-        # errstate is per thread: overflow to inf is documented, not a warning.
-        with np.errstate(over="ignore"):
-            while True:
-                with lock:
-                    i = next(claim)
-                if i >= len(starts):
-                    return
-                lo = starts[i]
-                hi = min(lo + CHUNK_VALUES, n)
-                half[lo:hi] = flat[lo:hi]  # the cast; releases the GIL
-                pieces[i] = binascii.b2a_base64(raw[2 * lo : 2 * hi], newline=False)
-
     if n < PARALLEL_MIN_VALUES:
-        work()
-        return pieces
-    pool = _helper_pool()
-    helpers = [pool.submit(work) for _ in range(_HELPERS)]
+        _cast(flat, half, 0, n)
+        return _base64(raw, 0, n)
+    cut = max(1, round(n * CALLER_SHARE / CHUNK_VALUES)) * CHUNK_VALUES
+    helper = _helper_pool().submit(_cast, flat, half, cut, n)
     try:
-        work()  # the caller works too, so it never waits for a helper that is busy elsewhere
+        _cast(flat, half, 0, cut)
+        pieces = _base64(raw, 0, cut)
     finally:
-        for future in helpers:
-            # A helper still queued behind another request's work has nothing left to do.
-            if not future.cancel():
-                future.result()
-    return pieces
+        # A helper still queued behind another request's work: cast its part here instead.
+        started = not helper.cancel()
+    if started:
+        helper.result()
+    else:
+        _cast(flat, half, cut, n)
+    return pieces + _base64(raw, cut, n)
 
 
 def encode_f16(array: np.ndarray) -> Base64Data:

@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             results["overview"] = overview_bytes(http, run)
             print(json.dumps(results["overview"]), flush=True)
 
-        results["serialisation_in_process"] = serialisation_in_process(3 if args.quick else 5)
+        results["serialisation_in_process"] = serialisation_in_process(7 if args.quick else 11)
         print(json.dumps(results["serialisation_in_process"]), flush=True)
         if use_vgg:
             results["vgg16_http"] = vgg16_over_http(server, base, 3 if args.quick else 5)

@@ -152,30 +152,54 @@ def test_dumps_keeps_subclasses_of_json_types_as_before():
         dumps({"x": object()})
 
 
-def test_large_f16_is_shared_with_a_helper_thread(monkeypatch):
-    """The caller's first chunk waits until another thread has encoded one: the large-tensor
-    path must hand chunks to a helper (and still give the exact text)."""
-    import binascii
-
+def _recording_cast(monkeypatch, wait_for_helper: bool) -> list[tuple[int, int, int]]:
+    """Replace serialize._cast by one that records (thread, lo, hi); with wait_for_helper the
+    caller's cast waits until another thread has started one."""
     import app.serialize as serialize
 
-    real = binascii.b2a_base64
+    real = serialize._cast
     caller = threading.get_ident()
-    helper_done = threading.Event()
-    threads = []
+    helper_started = threading.Event()
+    calls: list[tuple[int, int, int]] = []
 
-    def b2a_base64(data, *, newline=True):
-        threads.append(threading.get_ident())
-        if threading.get_ident() == caller and threads.count(caller) == 1:
-            assert helper_done.wait(10), "no helper thread took a chunk"
-        elif threading.get_ident() != caller:
-            helper_done.set()
-        return real(data, newline=newline)
+    def cast(flat, half, lo, hi):
+        calls.append((threading.get_ident(), lo, hi))
+        if threading.get_ident() != caller:
+            helper_started.set()
+        elif wait_for_helper:
+            assert helper_started.wait(10), "no helper thread cast a part"
+        real(flat, half, lo, hi)
 
+    monkeypatch.setattr(serialize, "_cast", cast)
+    return calls
+
+
+def test_large_f16_is_cast_partly_by_a_helper_thread(monkeypatch):
     values = _awkward(PARALLEL_MIN_VALUES + 1, seed=5)
     expected = _reference_f16(values)
-    monkeypatch.setattr(serialize.binascii, "b2a_base64", b2a_base64)
+    calls = _recording_cast(monkeypatch, wait_for_helper=True)
     assert encode_f16(values) == expected
-    chunks = -(-values.size // CHUNK_VALUES)
-    assert len(threads) == chunks
-    assert len(set(threads)) >= 2
+    assert len({thread for thread, _, _ in calls}) == 2
+    assert sorted((lo, hi) for _, lo, hi in calls) == [
+        (0, CHUNK_VALUES),
+        (CHUNK_VALUES, values.size),
+    ]
+
+
+def test_large_f16_does_not_wait_for_a_busy_helper(monkeypatch):
+    """With every helper thread busy elsewhere, the caller casts the helper's part itself
+    instead of waiting."""
+    import app.serialize as serialize
+
+    pool = serialize._helper_pool()
+    release = threading.Event()
+    blockers = [pool.submit(release.wait, 30) for _ in range(serialize._HELPERS)]
+    try:
+        values = _awkward(3 * PARALLEL_MIN_VALUES, seed=6)
+        expected = _reference_f16(values)
+        calls = _recording_cast(monkeypatch, wait_for_helper=False)
+        assert encode_f16(values) == expected
+        assert {thread for thread, _, _ in calls} == {threading.get_ident()}
+        assert not release.is_set() and not any(b.done() for b in blockers)
+    finally:
+        release.set()
