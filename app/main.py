@@ -29,7 +29,6 @@ __all__ = ["create_app"]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for ``settings`` (default: from the environment). The models listed in
     ``settings.preload`` are loaded here; the others on first use."""
-    explicit = settings is not None
     settings = settings or get_settings()
     registry = ModelRegistry(settings.models, settings.preload)
     if settings.models_dir is not None:
@@ -67,8 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
     )
-    if explicit:
-        app.dependency_overrides[get_settings] = lambda: settings
     app.state.settings = settings
     app.state.registry = registry
     app.state.pool = pool
