@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -48,13 +49,15 @@ from .redis_link import REDIS_ERRORS, RedisLink
 
 __all__ = ["RedisBus", "RedisLiveHub"]
 
+log = logging.getLogger("convscope.redis")
+
 # How often a process repeats its connection counts, and when a silent process's counts
 # are forgotten (it crashed without saying goodbye).
 HEARTBEAT_SECONDS = 10.0
 COUNT_STALE_SECONDS = 3 * HEARTBEAT_SECONDS
-# A subscription quiet this long is pinged; one silent for SILENCE_SECONDS is reconnected.
+# A subscription quiet this long is pinged; without an answer within as long again, it is
+# reconnected (a half-open connection would otherwise wait forever).
 PING_SECONDS = 5.0
-SILENCE_SECONDS = 10.0
 _BACKOFF_MIN, _BACKOFF_MAX = 0.1, 2.0
 
 _CREATE = """
@@ -404,8 +407,9 @@ class RedisLiveHub(LiveHub):
                 backoff = _BACKOFF_MIN
                 await self._receive(pubsub)
             except (*REDIS_ERRORS, ApiError) as exc:
+                if self.subscribed.is_set() or backoff == _BACKOFF_MIN:
+                    log.warning("class events from Redis interrupted (%s); reconnecting", exc)
                 self.subscribed.clear()
-                self.link.failed(exc)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -417,7 +421,7 @@ class RedisLiveHub(LiveHub):
         """Subscribe and wait until Redis confirms it (events published from then on
         will arrive)."""
         await pubsub.psubscribe(self.bus.pattern)
-        deadline = time.monotonic() + SILENCE_SECONDS
+        deadline = time.monotonic() + 2 * PING_SECONDS
         while time.monotonic() < deadline:
             message = await pubsub.get_message(timeout=0.5)
             if message is not None and message["type"] == "psubscribe":
@@ -427,19 +431,16 @@ class RedisLiveHub(LiveHub):
     async def _receive(self, pubsub) -> None:
         """Deliver events until the connection fails; a connection silent for too long
         is pinged, and dropped when even that gets no answer (half-open TCP)."""
-        heard = time.monotonic()
         pinged = False
         while True:
             message = await pubsub.get_message(timeout=PING_SECONDS)
-            now = time.monotonic()
-            if message is None:
-                if now - heard > SILENCE_SECONDS:
+            if message is None:  # silent for PING_SECONDS
+                if pinged:
                     raise TimeoutError("no answer from Redis on the subscription")
-                if not pinged and now - heard > PING_SECONDS:
-                    await pubsub.ping()
-                    pinged = True
+                await pubsub.ping()
+                pinged = True
                 continue
-            heard, pinged = now, False
+            pinged = False
             if message["type"] == "pmessage":
                 self._deliver(message)
                 # Let the writers send it before the next event: a burst must not make
