@@ -133,10 +133,11 @@ async def _students(urls: list[str], pipe: Connection) -> None:
     pipe.send("ready")
     await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
     cpu = time.process_time() - cpu0
+    dropped = sum(task.done() for task in tasks)  # closed by the server (e.g. class full)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    pipe.send((latencies, len(seqs), cpu))
+    pipe.send((latencies, len(seqs), cpu, dropped))
 
 
 def _student_process(urls: list[str], pipe: Connection) -> None:
@@ -211,14 +212,15 @@ async def run(
                 if message["state"]["sent_at"] is not None and accepted_seq >= sent:
                     break
     cpu1 = _servers_cpu(pids)
-    latencies, received, clients_cpu = [], 0, 0.0
+    latencies, received, clients_cpu, dropped = [], 0, 0.0, 0
     for pipe in pipes:
         pipe.send("stop")
     for pipe, proc in zip(pipes, procs, strict=True):
-        part, count, cpu = pipe.recv()
+        part, count, cpu, closed = pipe.recv()
         latencies.extend(part)
         received += count
         clients_cpu += cpu
+        dropped += closed
         proc.join(30)
     latencies.sort()
     expected = accepted_seq * clients
@@ -231,6 +233,7 @@ async def run(
         "deliveries_expected": expected,
         "deliveries_received": received,
         "lost": expected - received,
+        "students_disconnected": dropped,
         "latency_ms": {
             "p50": round(q[49], 2),
             "p99": round(q[98], 2),

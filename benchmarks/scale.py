@@ -59,6 +59,9 @@ def start_servers(count: int, redis_url: str | None) -> list[tuple[subprocess.Po
     env = {
         "CONVSCOPE_REDIS_URL": redis_url or "",
         "CONVSCOPE_REDIS_PREFIX": f"scale{time.time_ns()}",
+        # One class of --followers students: above the default limit of 500 per class
+        # (which counts the students of every process).
+        "CONVSCOPE_LIVE_MAX_STUDENTS": "5000",
     }
     return [live.start_server(env) for _ in range(count)]
 
