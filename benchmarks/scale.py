@@ -31,16 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import live  # noqa: E402  (benchmarks/live.py)
-from server import (  # noqa: E402  (benchmarks/server.py)
-    API,
-    RawConnection,
-    cpu_seconds,
-    free_port,
-    multipart_post,
-    percentile,
-    photo_jpeg,
-    unique_jpeg,
-)
+from server import cpu_seconds, free_port, load_level, photo_jpeg  # noqa: E402
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
@@ -76,56 +67,15 @@ def stop(procs: list[subprocess.Popen]) -> None:
             proc.kill()
 
 
-async def post_runs(urls: list[str], clients: int, seconds: float) -> dict:
-    """``clients`` clients spread over ``urls`` in turn, posting different JPEGs."""
-    base = photo_jpeg()
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    counter = [0]
-    stop_at = time.perf_counter() + seconds
-
-    async def client(url: str) -> None:
-        host, port = url.removeprefix("http://").split(":")
-        connection = RawConnection(host, int(port))
-        while time.perf_counter() < stop_at:
-            counter[0] += 1
-            data = unique_jpeg(base, counter[0])
-            head, body = multipart_post(host, int(port), f"{API}/models/tiny-vgg/runs", data)
-            started = time.perf_counter()
-            try:
-                status, headers, _ = await connection.request(head, body)
-            except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
-                statuses[0] = statuses.get(0, 0) + 1
-                await connection.close()
-                continue
-            statuses[status] = statuses.get(status, 0) + 1
-            if status == 201:
-                latencies.append(time.perf_counter() - started)
-            elif status == 503:
-                await asyncio.sleep(float(headers.get("retry-after", "1")))
-        await connection.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client(urls[i % len(urls)]) for i in range(clients)))
-    elapsed = time.perf_counter() - started
-    return {
-        "runs": len(latencies),
-        "runs_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 1),
-        "p99_ms": round(percentile(latencies, 99) * 1000, 1),
-        "statuses": statuses,
-        "seconds": round(elapsed, 2),
-    }
-
-
 def throughput(count: int, redis_url: str | None, clients: int, seconds: float) -> dict:
     servers = start_servers(count, redis_url)
     procs = [p for p, _ in servers]
     try:
         urls = [u for _, u in servers]
-        asyncio.run(post_runs(urls, clients, 2.0))  # warm-up
+        base, counter = photo_jpeg(), [0]
+        asyncio.run(load_level(urls, base, clients, 2.0, counter))  # warm-up
         cpu0 = sum(cpu_seconds(p.pid) for p in procs)
-        result = asyncio.run(post_runs(urls, clients, seconds))
+        result = asyncio.run(load_level(urls, base, clients, seconds, counter))
         cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
         result["server_cpu_ms_per_run"] = round(1000 * cpu / max(result["runs"], 1), 2)
     finally:

@@ -192,18 +192,25 @@ def multipart_post(host: str, port: int, path: str, image: bytes) -> tuple[bytes
 
 
 async def load_level(
-    url: str, base: bytes, clients: int, seconds: float, counter: list[int], unique: bool = True
+    url: str | list[str],
+    base: bytes,
+    clients: int,
+    seconds: float,
+    counter: list[int],
+    unique: bool = True,
 ) -> dict:
     """``clients`` clients, each on its own keep-alive connection, posting runs back to back
-    for ``seconds``."""
-    host, port = url.removeprefix("http://").split(":")
+    for ``seconds``; with several URLs (server processes), client i uses URL i mod n, as a
+    load balancer would."""
+    urls = [url] if isinstance(url, str) else url
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
     stop_at = time.perf_counter() + seconds
 
-    async def client() -> None:
+    async def client(url: str) -> None:
         nonlocal errors
+        host, port = url.removeprefix("http://").split(":")
         connection = RawConnection(host, int(port))
         while time.perf_counter() < stop_at:
             counter[0] += 1
@@ -227,7 +234,7 @@ async def load_level(
         await connection.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(urls[i % len(urls)]) for i in range(clients)))
     elapsed = time.perf_counter() - started
     return {
         "clients": clients,

@@ -80,14 +80,19 @@ def _chunk_bytes(case: dict, out_hw: tuple[int, int]) -> int:
     return ops.CHUNK_BYTES
 
 
-@given(conv_cases())
-@FAST
-def test_conv2d_matches_oracle(case):
+def _conv_case(case):
+    """Random input, kernels and bias for a generated case, and the oracle's output."""
     rng = np.random.default_rng(case["seed"])
     x = rng.standard_normal((case["n"], case["c_in"], *case["size"])).astype(np.float32)
     w = rng.standard_normal((case["c_out"], case["c_in"], *case["kernel"])).astype(np.float32)
     b = rng.standard_normal(case["c_out"]).astype(np.float32) if case["bias"] else None
-    expected = oracle.conv2d(x, w, b, case["stride"], case["pads"], case["dilation"])
+    return x, w, b, oracle.conv2d(x, w, b, case["stride"], case["pads"], case["dilation"])
+
+
+@given(conv_cases())
+@FAST
+def test_conv2d_matches_oracle(case):
+    x, w, b, expected = _conv_case(case)
     with mock.patch.object(ops, "CHUNK_BYTES", _chunk_bytes(case, expected.shape[2:])):
         y = ops.conv2d(x, w, b, case["stride"], case["padding"], case["dilation"])
     assert y.dtype == np.float32
@@ -103,11 +108,7 @@ def test_conv2d_matches_oracle(case):
 @FAST
 def test_conv2d_relu_matches_oracle(case):
     """conv2d_relu: the convolution and its ReLU, as two separate arrays, in every chunking."""
-    rng = np.random.default_rng(case["seed"])
-    x = rng.standard_normal((case["n"], case["c_in"], *case["size"])).astype(np.float32)
-    w = rng.standard_normal((case["c_out"], case["c_in"], *case["kernel"])).astype(np.float32)
-    b = rng.standard_normal(case["c_out"]).astype(np.float32) if case["bias"] else None
-    expected = oracle.conv2d(x, w, b, case["stride"], case["pads"], case["dilation"])
+    x, w, b, expected = _conv_case(case)
     with mock.patch.object(ops, "CHUNK_BYTES", _chunk_bytes(case, expected.shape[2:])):
         y, r = ops.conv2d_relu(x, w, b, case["stride"], case["padding"], case["dilation"])
     assert not np.shares_memory(y, r)
