@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -64,4 +65,19 @@ def test_a_quiet_subscription_stays_and_a_stalled_redis_is_noticed(own_redis, mo
         await hub.close()
         link.close()
 
-    asyncio.run(scenario())
+    # On a thread of its own: the browser tests' Playwright keeps an event loop running
+    # in the main thread of the same pytest process.
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:  # handed to the test's thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the scenario did not finish within 60 s"
+    if errors:
+        raise errors[0]
