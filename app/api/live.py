@@ -146,6 +146,21 @@ async def _read(websocket: WebSocket, session: Session, conn: Connection) -> Non
         session.handle(conn, data if data is not None else message.get("bytes") or b"")
 
 
+def _admit(
+    hub: LiveHub, code: str, token: str | None
+) -> tuple[Session | None, tuple[str, str, int] | None]:
+    """The session a socket joins, or why it may not: (error code, message, close code)."""
+    try:
+        session = hub.get(code)
+    except ApiError as exc:  # Redis unreachable: the client retries with backoff
+        return None, (exc.code, exc.message, CLOSE_TRY_AGAIN)
+    if session is None:
+        return None, ("not_found", f"No class with code {code!r} is running.", CLOSE_NOT_FOUND)
+    if token and not session.is_presenter_token(token):
+        return None, ("forbidden", "This presenter link is not valid.", CLOSE_FORBIDDEN)
+    return session, None
+
+
 @router.websocket("/{code}/ws")
 async def live_socket(
     websocket: WebSocket,
@@ -156,17 +171,7 @@ async def live_socket(
 ) -> None:
     """Follow a class (no token) or present it (?token=): JSON messages both ways."""
     await websocket.accept()
-    refusal = None
-    try:
-        session = hub.get(code)
-    except ApiError as exc:  # Redis unreachable: the client retries with backoff
-        session, refusal = None, (exc.code, exc.message, CLOSE_TRY_AGAIN)
-    if refusal is not None:
-        pass
-    elif session is None:
-        refusal = ("not_found", f"No class with code {code!r} is running.", CLOSE_NOT_FOUND)
-    elif token and not session.is_presenter_token(token):
-        refusal = ("forbidden", "This presenter link is not valid.", CLOSE_FORBIDDEN)
+    session, refusal = _admit(hub, code, token)
     if refusal is not None:
         error, message, close_code = refusal
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
