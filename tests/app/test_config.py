@@ -56,3 +56,19 @@ def test_unknown_model_is_refused_at_startup():
 
     with pytest.raises(ValueError, match="alexnet"):
         create_app(Settings(models=("alexnet",), preload=()))
+
+
+def test_redis_settings_from_the_environment():
+    assert Settings.from_env({}).redis_url == ""  # one process, everything in memory
+    settings = Settings.from_env(
+        {
+            "CONVSCOPE_REDIS_URL": " redis://10.0.0.5:6379/2 ",
+            "CONVSCOPE_REDIS_PREFIX": "school-a",
+        }
+    )
+    assert settings.redis_url == "redis://10.0.0.5:6379/2"
+    assert settings.redis_prefix == "school-a"
+    with pytest.raises(ValueError, match="allow_model_upload and redis_url"):
+        Settings.from_env(
+            {"CONVSCOPE_REDIS_URL": "redis://r:6379/0", "CONVSCOPE_ALLOW_MODEL_UPLOAD": "1"}
+        )
