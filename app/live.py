@@ -318,11 +318,9 @@ class Bus(Protocol):
     immediate: bool
     origin: str  # this process's id in the events it publishes
 
-    def publish_state(self, session: Session, event: dict[str, Any]) -> None: ...
-
     def publish(self, session: Session, event: dict[str, Any]) -> bool:
-        """An answer or the end; False when the shared record refuses it (the question
-        closed meanwhile)."""
+        """A new state, an answer or the end; False when the shared record refuses it (an
+        answer to a question that closed meanwhile)."""
         ...
 
     def connections_changed(self, session: Session) -> None: ...
@@ -335,9 +333,6 @@ class LocalBus:
 
     immediate = True
     origin = "local"
-
-    def publish_state(self, session: Session, event: dict[str, Any]) -> None:
-        return None
 
     def publish(self, session: Session, event: dict[str, Any]) -> bool:
         return True
@@ -590,10 +585,7 @@ class Session:
             if not conn.presenter:
                 conn.push("error", _error("forbidden", "Only the presenter can end the class."))
             else:
-                event = {"e": "end", "reason": "The presenter ended the class."}
-                self.bus.publish(self, event)
-                if self.bus.immediate:
-                    self.apply(event)
+                self._emit({"e": "end", "reason": "The presenter ended the class."})
         else:
             conn.push("error", _error("bad_message", "Unknown message type."))
 
@@ -619,11 +611,23 @@ class Session:
             "reveal": new["revealed"] and not current["revealed"],
             "summary": now_open != was_open,
         }
-        self.bus.publish_state(self, event)  # may raise: then nothing changed
-        self._head = (new, question_id)
-        self._in_flight += 1
+        # Pending from now on (apply() counts it back); undone if it cannot be sent.
+        previous = self._head, self._in_flight
+        self._head, self._in_flight = (new, question_id), self._in_flight + 1
+        try:
+            self._emit(event)
+        except ApiError:
+            self._head, self._in_flight = previous
+            raise
+
+    def _emit(self, event: dict[str, Any]) -> bool:
+        """Send a change to every process, this one included; False when refused. Raises
+        ApiError (503) when it cannot be sent: then nothing changed."""
+        if not self.bus.publish(self, event):
+            return False
         if self.bus.immediate:
             self.apply(event)
+        return True
 
     def apply(self, event: dict[str, Any]) -> None:
         """Act on one change of the class, in the order every process sees them: a new
@@ -703,11 +707,9 @@ class Session:
             "question_id": self.question_id,
             "answer": answer,
         }
-        if not self.bus.publish(self, event):  # the question closed meanwhile
+        if not self._emit(event):  # the question closed meanwhile
             conn.push("error", _error("not_accepting", "No question is open."))
             return
-        if self.bus.immediate:
-            self.apply(event)
         conn.push(
             "answered",
             _dumps({"type": "answered", "question_id": self.question_id, "answer": answer}),
@@ -880,8 +882,11 @@ class LiveHub:
         task, self._sweeper = self._sweeper, None
         await cancel_task(task)
 
+    # The longest pause between sweeps (a shared hub also sends heartbeats then).
+    max_sweep_interval = 60.0
+
     async def _sweep_forever(self) -> None:
-        interval = min(60.0, max(0.05, self.limits.idle_seconds / 4))
+        interval = min(self.max_sweep_interval, max(0.05, self.limits.idle_seconds / 4))
         while True:
             await asyncio.sleep(interval)
             self.sweep()

@@ -155,7 +155,38 @@ class RedisBus:
     def pattern(self) -> str:
         return self.link.key("live", "*", "events")
 
-    def publish_state(self, session: Session, event: dict[str, Any]) -> None:
+    def publish(self, session: Session, event: dict[str, Any]) -> bool:
+        kind = event["e"]
+        if kind == "state":
+            return self._publish_state(session, event)
+        code = session.code
+        if kind == "answer":
+            return 1 == self._answer(
+                keys=[self.key(code), self.key(code, "answers")],
+                args=[
+                    event["question_id"],
+                    event["client"],
+                    _json(event["answer"]),
+                    _json(event),
+                    self.channel(code),
+                    self.ttl,
+                ],
+            )
+        if kind == "end":
+            self._counted.pop(code, None)
+            self._end(
+                keys=[
+                    self.key(code),
+                    self.key(code, "answers"),
+                    self.key(code, "counts"),
+                    self.sessions_key,
+                ],
+                args=[code, _json(event), self.channel(code)],
+            )
+            return True
+        raise ValueError(f"unknown event {kind!r}")
+
+    def _publish_state(self, session: Session, event: dict[str, Any]) -> bool:
         code = session.code
         seq = self._state(
             keys=[self.key(code), self.key(code, "answers"), self.sessions_key],
@@ -172,34 +203,7 @@ class RedisBus:
         )
         if seq == -1:  # the record expired or was ended elsewhere: end here too
             session.end("The class has ended.")
-
-    def publish(self, session: Session, event: dict[str, Any]) -> bool:
-        code = session.code
-        if event["e"] == "answer":
-            return 1 == self._answer(
-                keys=[self.key(code), self.key(code, "answers")],
-                args=[
-                    event["question_id"],
-                    event["client"],
-                    _json(event["answer"]),
-                    _json(event),
-                    self.channel(code),
-                    self.ttl,
-                ],
-            )
-        elif event["e"] == "end":
-            self._counted.pop(code, None)
-            self._end(
-                keys=[
-                    self.key(code),
-                    self.key(code, "answers"),
-                    self.key(code, "counts"),
-                    self.sessions_key,
-                ],
-                args=[code, _json(event), self.channel(code)],
-            )
-            return True
-        raise ValueError(f"unknown event {event['e']!r}")
+        return True
 
     def connections_changed(self, session: Session, force: bool = False) -> None:
         """Tell the other processes how many connections this one has (when changed)."""
@@ -239,6 +243,8 @@ class RedisBus:
 
 class RedisLiveHub(LiveHub):
     """The sessions of a server of several processes: records in Redis, replicas here."""
+
+    max_sweep_interval = HEARTBEAT_SECONDS  # each sweep repeats this process's counts
 
     def __init__(
         self,
@@ -385,12 +391,6 @@ class RedisLiveHub(LiveHub):
             self.subscribed = asyncio.Event()
             self._listener = loop.create_task(self._listen())
         super().ensure_sweeper()
-
-    async def _sweep_forever(self) -> None:
-        interval = min(HEARTBEAT_SECONDS, max(0.05, self.limits.idle_seconds / 4))
-        while True:
-            await asyncio.sleep(interval)
-            self.sweep()
 
     async def _listen(self) -> None:
         """Receive every session's events, forever; reconnect with backoff."""

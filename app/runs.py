@@ -213,6 +213,11 @@ class RunStore:
 
     def get(self, run_id: str) -> Run:
         """The run, marked as just used; RunNotFound (404) when evicted, expired or unknown."""
+        return self.held(run_id)
+
+    def held(self, run_id: str) -> Run:
+        """``get`` from this process's memory only: never computes (a shared store's
+        ``get`` may compute a run of another process)."""
         with self._lock:
             now = self._clock()
             self._expire(now)
@@ -243,7 +248,7 @@ class RunStore:
             if run_id is None:
                 return None
         try:
-            return RunStore.get(self, run_id)
+            return self.held(run_id)
         except RunNotFound:
             return None
 

@@ -81,7 +81,7 @@ class RedisRunStore(RunStore):
 
     def get(self, run_id: str) -> Run:
         try:
-            run = super().get(run_id)
+            run = self.held(run_id)
         except RunNotFound:
             return self._load(run_id)
         self._keep_alive(run)
@@ -89,7 +89,7 @@ class RedisRunStore(RunStore):
 
     def model_of(self, run_id: str) -> str | None:
         try:
-            run = super().get(run_id)
+            run = self.held(run_id)
         except RunNotFound:
             model_id = self.link.call(lambda r: r.hget(self._record(run_id), "model_id"))
             return model_id.decode("utf-8") if model_id is not None else None
@@ -128,7 +128,7 @@ class RedisRunStore(RunStore):
             owner = pending is None
             if owner:
                 try:  # computed by another request while this one waited for the lock
-                    return RunStore.get(self, run_id)
+                    return self.held(run_id)
                 except RunNotFound:
                     pending = self._loading[run_id] = Future()
         if not owner:
