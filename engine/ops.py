@@ -9,13 +9,13 @@ the layer and the numbers.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 __all__ = [
     "Padding",
@@ -219,7 +219,8 @@ def pad2d(x: np.ndarray, padding: Padding, value: float = 0.0, layer: str = "pad
     if not (top or bottom or left or right):
         return x
     n, c, h, w = x.shape
-    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    shape = (n, c, h + top + bottom, w + left + right)
+    out = np.zeros(shape, x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
     out[:, :, top : top + h, left : left + w] = x
     return out
 
@@ -234,15 +235,21 @@ def pad2d_backward(dy: np.ndarray, padding: Padding) -> np.ndarray:
 def _windows(
     xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair
 ) -> np.ndarray:
-    """A read-only (N, C, kH, kW, H_out, W_out) view of every window of padded xp."""
+    """A read-only (N, C, kH, kW, H_out, W_out) view of every window of padded xp.
+
+    Built with the ndarray constructor over xp's buffer: as_strided does the same through
+    a Python-level __array_interface__ at several times the cost, which matters at batch 1."""
+    xp = np.ascontiguousarray(xp)  # one buffer to view (a copy only for unusual inputs)
     sn, sc, sh, sw = xp.strides
     n, c = xp.shape[:2]
-    return as_strided(
-        xp,
-        shape=(n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
+    view = np.ndarray(
+        (n, c, kernel[0], kernel[1], out_hw[0], out_hw[1]),
+        xp.dtype,
+        buffer=xp,
         strides=(sn, sc, sh * dilation[0], sw * dilation[1], sh * stride[0], sw * stride[1]),
-        writeable=False,
     )
+    view.flags.writeable = False
+    return view
 
 
 def _chunks(n: int, rows: int, bytes_per_row: int) -> Iterator[tuple[int, int, int, int]]:
@@ -277,11 +284,25 @@ def _conv_setup(x, weight, stride, padding, dilation, layer):
         raise ValueError(
             f"{layer}: input has {x.shape[1]} channels but the kernels expect {weight.shape[1]}"
         )
-    kernel = (weight.shape[2], weight.shape[3])
+    return _conv_plan(
+        x.shape[2:], weight.shape[2:], _key(stride), _key(padding), _key(dilation), layer
+    )
+
+
+def _key(value: Any) -> Any:
+    """A hashable stand-in for a stride, padding or dilation argument (lists become tuples)."""
+    return value if isinstance(value, (int, str, np.integer)) else tuple(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_plan(in_hw, kernel, stride, padding, dilation, layer):
+    """(kernel, stride, dilation, pads, out_hw) of a convolution. Cached: a model asks the
+    same few questions on every pass, and at batch 1 the answer costs as much as a small
+    layer's arithmetic. Errors are raised again on every call (lru_cache keeps none)."""
     stride = _pair(stride, "stride", layer)
     dilation = _pair(dilation, "dilation", layer)
-    pads = normalize_padding(padding, kernel, stride, dilation, x.shape[2:], layer)
-    out_hw = _geometry(layer, x.shape[2:], kernel, stride, pads, dilation)
+    pads = normalize_padding(padding, kernel, stride, dilation, in_hw, layer)
+    out_hw = _geometry(layer, in_hw, kernel, stride, pads, dilation)
     return kernel, stride, dilation, pads, out_hw
 
 
@@ -489,12 +510,20 @@ def conv_transpose2d(
 
 def _pool_setup(x, kernel, stride, padding, layer):
     _check_4d(x, layer)
+    return _pool_plan(
+        x.shape[2:], _key(kernel), None if stride is None else _key(stride), _key(padding), layer
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _pool_plan(in_hw, kernel, stride, padding, layer):
+    """(kernel, stride, pads, out_hw) of a pooling layer; cached like _conv_plan."""
     kernel = _pair(kernel, "kernel", layer)
     stride = kernel if stride is None else _pair(stride, "stride", layer)
-    pads = normalize_padding(padding, kernel, stride, (1, 1), x.shape[2:], layer)
+    pads = normalize_padding(padding, kernel, stride, (1, 1), in_hw, layer)
     if max(pads[0], pads[1]) * 2 > kernel[0] or max(pads[2], pads[3]) * 2 > kernel[1]:
         raise ValueError(f"{layer}: padding {pads} must be at most half the kernel {kernel}")
-    out_hw = _geometry(layer, x.shape[2:], kernel, stride, pads, (1, 1))
+    out_hw = _geometry(layer, in_hw, kernel, stride, pads, (1, 1))
     return kernel, stride, pads, out_hw
 
 

@@ -487,6 +487,35 @@ def test_bad_geometry_is_a_value_error_naming_layer_and_numbers(call, words):
         assert word in message, f"{word!r} not in {message!r}"
 
 
+def test_bad_geometry_is_raised_again_on_every_call():
+    """Geometry is cached per question; a bad question must fail every time it is asked."""
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    w = np.zeros((3, 2, 5, 5), np.float32)
+    for _ in range(3):
+        with pytest.raises(ValueError, match="conv9"):
+            ops.conv2d(x, w, layer="conv9")
+
+
+def test_padding_as_list_tuple_or_int_gives_the_same_convolution():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 2, 6, 5), dtype=np.float32)
+    w = rng.standard_normal((3, 2, 3, 3), dtype=np.float32)
+    expected = oracle.conv2d(x, w, None, (2, 1), (1, 1, 1, 1), (1, 1))
+    for padding in (1, (1, 1), [1, 1, 1, 1], np.int64(1)):
+        assert_close(ops.conv2d(x, w, stride=[2, 1], padding=padding), expected)
+
+
+def test_non_contiguous_input_is_convolved_like_its_copy():
+    """The windows view needs one buffer: a transposed or sliced input still works."""
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((1, 2, 9, 7), dtype=np.float32)
+    x = base.transpose(0, 1, 3, 2)[:, :, ::2]  # (1, 2, 4, 9), no padding: no copy by pad2d
+    w = rng.standard_normal((3, 2, 3, 3), dtype=np.float32)
+    assert not x.flags.c_contiguous
+    assert_close(ops.conv2d(x, w), ops.conv2d(np.ascontiguousarray(x), w))
+    assert_close(ops.max_pool2d(x, 2), ops.max_pool2d(np.ascontiguousarray(x), 2))
+
+
 @pytest.mark.parametrize(
     "n, f, s, p, d, expected",
     [
