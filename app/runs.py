@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import secrets
 import threading
 import time
@@ -88,11 +89,12 @@ class Run:
             # takes these for every layer). The sum is NumPy's pairwise float32 sum, as in
             # a.mean(): relative error about 1e-7.
             a = self.tensor(name)
-            self.stats[name] = (
-                float(np.minimum.reduce(a, axis=None)),
-                float(np.maximum.reduce(a, axis=None)),
-                float(np.add.reduce(a, axis=None)) / a.size,
-            )
+            lo, hi = float(np.minimum.reduce(a, axis=None)), float(np.maximum.reduce(a, axis=None))
+            total = float(np.add.reduce(a, axis=None))
+            if not math.isfinite(total) and math.isfinite(lo) and math.isfinite(hi):
+                # float32 overflowed (NumPy warns once); np.errstate on every call costs more
+                total = float(np.add.reduce(a, axis=None, dtype=np.float64))
+            self.stats[name] = (lo, hi, total / a.size)
         return self.stats[name]
 
     def summary(self) -> dict[str, Any]:

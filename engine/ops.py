@@ -291,7 +291,9 @@ def _conv_setup(x, weight, stride, padding, dilation, layer):
 
 def _key(value: Any) -> Any:
     """A hashable stand-in for a stride, padding or dilation argument (lists become tuples)."""
-    return value if isinstance(value, (int, str, np.integer)) else tuple(value)
+    if isinstance(value, (int, str, np.integer)):
+        return value
+    return tuple(int(v) for v in value)  # what _pair and normalize_padding make of them anyway
 
 
 @functools.lru_cache(maxsize=1024)

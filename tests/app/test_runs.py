@@ -40,6 +40,26 @@ class Clock:
         return self.now
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array([-2.5, 0.0, 7.25, 1e-3], np.float32),
+        np.full(1000, 1e36, np.float32),  # finite values whose float32 sum overflows
+        np.array([1.0, np.inf, -3.0], np.float32),
+        np.array([1.0, np.nan], np.float32),
+    ],
+    ids=["plain", "float32-sum-overflows", "inf", "nan"],
+)
+def test_layer_stats_match_numpy_in_float64(values):
+    run = fake_run("stats", 0)
+    run.outputs["layer"] = values.reshape(1, -1)
+    lo, hi, mean = run.layer_stats("layer")
+    wide = values.astype(np.float64)
+    np.testing.assert_equal([lo, hi], [wide.min(), wide.max()])
+    np.testing.assert_allclose(mean, wide.mean(), rtol=1e-6)
+
+
 def test_store_evicts_least_recently_used_by_bytes():
     store = RunStore(max_bytes=3000, ttl=100)
     a, b, c = (store.add(fake_run(n, 1000)) for n in "abc")

@@ -501,7 +501,7 @@ def test_padding_as_list_tuple_or_int_gives_the_same_convolution():
     x = rng.standard_normal((1, 2, 6, 5), dtype=np.float32)
     w = rng.standard_normal((3, 2, 3, 3), dtype=np.float32)
     expected = oracle.conv2d(x, w, None, (2, 1), (1, 1, 1, 1), (1, 1))
-    for padding in (1, (1, 1), [1, 1, 1, 1], np.int64(1)):
+    for padding in (1, (1, 1), [1, 1, 1, 1], np.int64(1), (np.array(1), np.array(1))):
         assert_close(ops.conv2d(x, w, stride=[2, 1], padding=padding), expected)
 
 
