@@ -90,7 +90,7 @@ def memory_kb(pid: int) -> dict[str, int]:
 class Server:
     """uvicorn running create_app() in a subprocess on a free loopback port."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], cwd: Path = REPO) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **env}
@@ -109,7 +109,7 @@ class Server:
                 "warning",
                 "--no-access-log",
             ],
-            cwd=REPO,
+            cwd=cwd,  # the tree whose app runs (benchmarks/ab.py runs another revision's)
             env=full_env,
         )
         deadline = time.time() + 60
