@@ -135,6 +135,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Classroom states are a few hundred bytes: compressing each one for each student
         # cost the server about a quarter of its CPU per delivery (benchmarks/live.py).
         ws_per_message_deflate=False,
+        # A line per request cost 5-10% of the runs per second (docs/BENCHMARKS.md); errors
+        # are logged either way, and a reverse proxy keeps its own access log.
+        access_log=args.access_log,
     )
     return 0
 
@@ -151,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="server processes on this machine (more than 1 needs CONVSCOPE_REDIS_URL)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log a line for every request (off by default: it costs throughput)",
     )
     serve.set_defaults(func=cmd_serve)
 

@@ -72,3 +72,17 @@ def test_redis_settings_from_the_environment():
         Settings.from_env(
             {"CONVSCOPE_REDIS_URL": "redis://r:6379/0", "CONVSCOPE_ALLOW_MODEL_UPLOAD": "1"}
         )
+
+
+@pytest.mark.parametrize("flags, logged", [([], False), (["--access-log"], True)])
+def test_serve_logs_requests_only_when_asked(monkeypatch, flags, logged):
+    """`convscope serve` passes its options to uvicorn; the access log is opt-in."""
+    import uvicorn
+
+    from app.cli import main
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    assert main(["serve", "--port", "8123", *flags]) == 0
+    assert calls[0]["access_log"] is logged
+    assert calls[0]["port"] == 8123 and calls[0]["ws_per_message_deflate"] is False
