@@ -20,6 +20,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -160,11 +161,30 @@ def torch_seconds(model, x: np.ndarray, repeats: int) -> float | None:
     return median_time(run, repeats)
 
 
+def conv_matmul_fn(layer, out_shape):
+    """The matmul of a convolution's im2col alone: (C_out x K) @ (K x H_out W_out), its
+    columns split over the engine's threads as the convolution's blocks are, but with no
+    im2col copy, bias or write-back: the floor for an im2col engine on this layer."""
+    rng = np.random.default_rng(2)
+    weight = layer.params["weight"]
+    w2 = weight.reshape(weight.shape[0], -1)
+    cols = rng.standard_normal((w2.shape[1], out_shape[2] * out_shape[3]), dtype=np.float32)
+    out = np.empty((w2.shape[0], cols.shape[1]), np.float32)
+    step = -(-cols.shape[1] // ops._threads)
+
+    def block(c0):
+        np.matmul(w2, cols[:, c0 : c0 + step], out=out[:, c0 : c0 + step])
+
+    return lambda: ops._map_chunks(block, range(0, cols.shape[1], step))
+
+
 def layer_profile(name: str, repeats: int) -> None:
-    """Best time of each layer of one forward pass, slowest first, with its GFLOP/s."""
+    """Best time of each layer of one forward pass, slowest first, with its GFLOP/s; for
+    convolutions also the best time of their matmul alone (``conv_matmul_fn``)."""
     model = zoo.build(name)
     h0 = np.random.default_rng(1).standard_normal((1, *model.input_spec.shape), dtype=np.float32)
     best: dict[str, float] = {}
+    matmuls: dict[str, Any] = {}
     passes = _passes(model, repeats + 1)
     for _ in range(passes):
         h = h0
@@ -172,11 +192,26 @@ def layer_profile(name: str, repeats: int) -> None:
             started = time.perf_counter()
             h = layer.forward(h)
             best[layer.name] = min(best.get(layer.name, np.inf), time.perf_counter() - started)
+            if layer.kind == "conv2d":
+                matmul = matmuls.setdefault(layer.name, conv_matmul_fn(layer, h.shape))
+                started = time.perf_counter()
+                matmul()
+                key = layer.name + " matmul"
+                best[key] = min(best.get(key, np.inf), time.perf_counter() - started)
     flops = {d["name"]: d["flops"] for d in model.describe()}
     print(f"\n{name} per layer (best of {passes}), slowest first:")
-    for layer_name, seconds in sorted(best.items(), key=lambda kv: -kv[1])[:12]:
+    layers = [(n, t) for n, t in best.items() if not n.endswith(" matmul")]
+    for layer_name, seconds in sorted(layers, key=lambda kv: -kv[1])[:12]:
         rate = f"{flops[layer_name] / seconds / 1e9:.0f} GFLOP/s" if flops[layer_name] else ""
-        print(f"  {layer_name:10} {seconds * 1e3:8.3f} ms  {rate}")
+        alone = best.get(layer_name + " matmul")
+        note = f"  (its matmul alone {alone * 1e3:.3f} ms)" if alone else ""
+        print(f"  {layer_name:10} {seconds * 1e3:8.3f} ms  {rate}{note}")
+    convs = sum(t for n, t in layers if n in matmuls)
+    print(
+        f"  sum of all layers {sum(t for _, t in layers) * 1e3:.1f} ms; convolutions "
+        f"{convs * 1e3:.1f} ms, their matmuls alone "
+        f"{sum(best[n + ' matmul'] for n in matmuls) * 1e3:.1f} ms"
+    )
 
 
 def main() -> None:
