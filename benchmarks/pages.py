@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -24,19 +23,13 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.browser.conftest import _start_server, _stop  # noqa: E402
-
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
+from tests.browser.conftest import (  # noqa: E402
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    _start_server,
+    _stop,
+    chromium_path,
+)
 
 # The speed slider at its maximum, as if dragged there.
 FASTEST = "el => { el.value = el.max; el.dispatchEvent(new Event('input', {bubbles: true})); }"
@@ -70,10 +63,8 @@ def main() -> None:
         )
         run_id = json.load(urllib.request.urlopen(request))["run_id"]
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=shutil.which("chromium") or "/usr/bin/chromium", args=ARGS
-            )
-            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport=VIEWPORT)
             page.goto(f"{url}/runs/{run_id}/layers/{args.layer}?channel=0&y=0&x=0")
             page.wait_for_selector('[data-testid="cell-value"]')
             page.wait_for_timeout(args.settle * 1000)
